@@ -1,0 +1,5 @@
+# Copyright (c) mmookd contributors. All rights reserved.
+from .transforms import *  # noqa: F401,F403
+from .ytvis import YTVISDataset
+
+__all__ = ['YTVISDataset']

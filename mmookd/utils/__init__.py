@@ -1,0 +1,11 @@
+# Copyright (c) mmookd contributors. All rights reserved.
+from .compat import (
+    MMENGINE_CHECKPOINT_SAFE_GLOBALS,
+    allow_mmengine_checkpoints,
+)
+from .config_utils import set_data_root
+
+__all__ = [
+    'MMENGINE_CHECKPOINT_SAFE_GLOBALS', 'allow_mmengine_checkpoints',
+    'set_data_root'
+]

@@ -1,0 +1,58 @@
+# Copyright (c) mmookd contributors. All rights reserved.
+"""Config helpers shared by the tools, the main job and the tests."""
+from typing import Any, Set
+
+from mmengine.config import Config, ConfigDict
+
+
+def _walk_data_roots(node: Any, new_root: str, old_roots: Set[str]) -> None:
+    if isinstance(node, dict):
+        if isinstance(node.get('data_root'), str):
+            old_roots.add(node['data_root'])
+            node['data_root'] = new_root
+        for value in node.values():
+            _walk_data_roots(value, new_root, old_roots)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _walk_data_roots(value, new_root, old_roots)
+
+
+def _replace_prefix(node: Any, old_roots: Set[str], new_root: str) -> Any:
+    if isinstance(node, str):
+        for old in sorted(old_roots, key=len, reverse=True):
+            if old and node.startswith(old):
+                return new_root + node[len(old):]
+        return node
+    if isinstance(node, dict):
+        for key in list(node.keys()):
+            node[key] = _replace_prefix(node[key], old_roots, new_root)
+        return node
+    if isinstance(node, list):
+        return [_replace_prefix(v, old_roots, new_root) for v in node]
+    return node
+
+
+def set_data_root(cfg: Config, data_root: str) -> Config:
+    """Point every dataset of ``cfg`` (train/val/test, nested
+    ``ConcatDataset``s included) and every evaluator ``ann_file`` that lived
+    under the old data root at ``data_root``.
+
+    Configs build evaluator paths as ``data_root + 'annotations/...'`` at
+    parse time, so overriding the ``data_root`` variable alone would leave
+    them pointing at the old place.
+    """
+    new_root = data_root.rstrip('/') + '/'
+    old_roots: Set[str] = set()
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(key):
+            _walk_data_roots(cfg[key], new_root, old_roots)
+    for key in ('val_evaluator', 'test_evaluator'):
+        evaluator = cfg.get(key)
+        if evaluator:
+            cfg[key] = _replace_prefix(evaluator, old_roots, new_root)
+            if isinstance(cfg[key],
+                          dict) and not isinstance(cfg[key], ConfigDict):
+                cfg[key] = ConfigDict(cfg[key])
+    if 'data_root' in cfg:
+        cfg.data_root = new_root
+    return cfg

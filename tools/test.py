@@ -1,0 +1,95 @@
+# Copyright (c) mmookd contributors. All rights reserved.
+"""Test (evaluate) a checkpoint with mmengine's Runner, as mmdet's
+``tools/test.py``, with VIS-specific output options."""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mmookd  # noqa: E402,F401  (registers components + safe torch.load)
+from mmookd.engine import setup_cpu_distributed  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a VIS model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs')
+    parser.add_argument(
+        '--out',
+        help='prefix of the YouTube-VIS results: writes PREFIX.json (and '
+        'PREFIX.submission_file.zip with --format-only); existing files are '
+        'never overwritten')
+    parser.add_argument(
+        '--format-only',
+        action='store_true',
+        help='only write the results (for splits without ground truth, '
+        'e.g. the official valid/test servers)')
+    parser.add_argument(
+        '--show-dir',
+        help='draw predictions into this directory (relative to work_dir)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    for path, what in ((args.config, 'config file'), (args.checkpoint,
+                                                      'checkpoint')):
+        if '://' not in path and not osp.isfile(path):
+            raise FileNotFoundError(f'{what} not found: {path}')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+
+    evaluators = cfg.test_evaluator if isinstance(
+        cfg.test_evaluator, list) else [cfg.test_evaluator]
+    for evaluator in evaluators:
+        if args.out is not None:
+            evaluator.outfile_prefix = osp.splitext(args.out)[0]
+        if args.format_only:
+            evaluator.format_only = True
+
+    if args.show_dir:
+        hooks = cfg.default_hooks
+        if 'visualization' not in hooks:
+            hooks.visualization = dict(type='TrackVisualizationHook')
+        hooks.visualization.draw = True
+        hooks.visualization.test_out_dir = args.show_dir
+
+    setup_cpu_distributed(cfg)
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
