@@ -1,0 +1,14 @@
+# Copyright (c) mmookd contributors. All rights reserved.
+from .idol_tracker import (
+    IDOLTracker,
+    filter_frame_detections,
+    greedy_nms_from_iou,
+    mask_iou_matrix,
+)
+from .minvis_tracker import MinVISTracker
+from .video_assembler import VideoTrackAssembler
+
+__all__ = [
+    'IDOLTracker', 'MinVISTracker', 'VideoTrackAssembler',
+    'filter_frame_detections', 'greedy_nms_from_iou', 'mask_iou_matrix'
+]
