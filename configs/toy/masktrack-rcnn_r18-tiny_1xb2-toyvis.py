@@ -168,7 +168,7 @@ model = dict(
         match_weights=dict(det_score=1.0, iou=2.0, det_label=10.0),
         num_frames_retain=20))
 
-max_iters = 1500
+max_iters = 600
 train_cfg = dict(
     type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters + 1)
 val_cfg = dict(type='ValLoop')
@@ -176,7 +176,7 @@ test_cfg = dict(type='TestLoop')
 
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4),
+    optimizer=dict(type='AdamW', lr=3e-3, weight_decay=1e-4),
     clip_grad=dict(max_norm=10, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),

@@ -36,7 +36,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-TOYVIS_VERSION = '1.0'
+TOYVIS_VERSION = '1.1'
 TOYVIS_SPLITS = ('train', 'val', 'long_val')
 TOYVIS_META_FILE = 'toyvis_meta.json'
 
@@ -95,6 +95,10 @@ class ToyVISOptions:
     long_stride: int = 20
     instances: Tuple[int, int] = (2, 5)
     lookalike_prob: float = 0.4
+    # Each class has a characteristic hue (like real categories have typical
+    # appearance), jittered per instance with this std; <= 0 draws hues
+    # uniformly so only shape tells classes apart (much harder to learn).
+    class_hue_std: float = 0.05
     enter_prob: float = 0.2
     exit_prob: float = 0.2
     jpeg_quality: int = 90
@@ -400,6 +404,15 @@ def _plan_motion(rng: np.random.Generator, inst: Dict[str, Any], w: int,
         phase=(px, py))
 
 
+def _instance_hue(rng: np.random.Generator, label: int, std: float) -> float:
+    """A class-typical hue (classes spread over the colour wheel) with
+    per-instance jitter, or a uniform hue when ``std <= 0``."""
+    if std <= 0:
+        return float(rng.uniform(0, 1))
+    base = label / len(TOYVIS_CLASSES)
+    return float((base + rng.normal(0, std)) % 1.0)
+
+
 def _plan_instance(rng: np.random.Generator, label: int, w: int, h: int,
                    steps: np.ndarray, opts: ToyVISOptions) -> Dict[str, Any]:
     inst: Dict[str, Any] = dict(
@@ -413,7 +426,7 @@ def _plan_instance(rng: np.random.Generator, label: int, w: int, h: int,
         spin=float(rng.uniform(-0.012, 0.012)),
         # Appearance: two colours mixed by a texture pattern in the
         # object's own frame, drifting slowly over simulated time.
-        hue=float(rng.uniform(0, 1)),
+        hue=_instance_hue(rng, label, opts.class_hue_std),
         sat=float(rng.uniform(0.35, 0.9)),
         val=float(rng.uniform(0.45, 0.95)),
         hue2=float(rng.choice([-1, 1]) * rng.uniform(0.04, 0.2)),

@@ -241,6 +241,29 @@ def test_instances_and_lookalikes(default_ds, big_train):
     assert max(pair_dh) <= 0.02 < np.mean(other_dh)
 
 
+def _hue_gaps(class_hue_std: float):
+    """Mean circular hue gap within a class and across classes."""
+    same, cross = [], []
+    insts = [(c, inst['hue']) for video in iter_toyvis_videos(
+        dict(class_hue_std=class_hue_std), split='train', with_images=False)
+             for c, inst in zip(video.category_ids, video.instances)]
+    for a in range(len(insts)):
+        for b in range(a + 1, len(insts)):
+            dh = abs(insts[a][1] - insts[b][1])
+            dh = min(dh, 1 - dh)
+            (same if insts[a][0] == insts[b][0] else cross).append(dh)
+    return np.mean(same), np.mean(cross)
+
+
+def test_class_typical_hue():
+    # classes have a characteristic colour (jittered), as real categories
+    # have typical appearance; class_hue_std <= 0 removes that cue
+    same, cross = _hue_gaps(0.05)
+    assert same < 0.08 and cross > 2.5 * same
+    same_u, cross_u = _hue_gaps(0.0)
+    assert same_u > 0.15 and abs(same_u - cross_u) < 0.1
+
+
 def test_occlusion(default_ds, big_train):
     # annotations carry the visible part: smaller than the unoccluded shape
     # when occluded, null when fully occluded
