@@ -46,7 +46,7 @@ pip_install "numpy" "opencv-python-headless" "mmengine==0.10.7"
 
 if ! "$VPY" -c "import mmcv.ops" 2>/dev/null || \
    [ "$("$VPY" -c 'import importlib.metadata as m; print(m.version("mmcv"))' 2>/dev/null)" != "2.1.0" ]; then
-  echo "[install] building mmcv 2.1.0 with ops (about 8 minutes on 2 cores; cached afterwards)"
+  echo "[install] building mmcv 2.1.0 with ops (20-40 minutes on 2 cores; pip caches the wheel)"
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "$VPY" -m pip install --disable-pip-version-check \
     --no-build-isolation $PIP_EXTRA mmcv==2.1.0
 fi

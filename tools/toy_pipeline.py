@@ -20,12 +20,14 @@ import mmookd  # noqa: E402,F401
 from mmookd.datasets.toyvis import generate_toyvis  # noqa: E402
 from mmookd.utils import set_data_root  # noqa: E402
 
-# (name in the table, config). Later stages (IDOL, teacher, OOKD student)
-# are appended here as they land.
-STAGES = [
-    ('MaskTrack R-CNN (mmdet, tiny)',
-     'configs/toy/masktrack-rcnn_r18-tiny_1xb2-toyvis.py'),
-]
+# key -> (name in the table, config). The offline teacher and the OOKD
+# student are added here as they land.
+STAGES = {
+    'idol': ('IDOL (tiny)', 'configs/toy/idol_r18-tiny_1xb2-1500it_toyvis.py'),
+    'masktrack': ('MaskTrack R-CNN (mmdet, tiny)',
+                  'configs/toy/masktrack-rcnn_r18-tiny_1xb2-toyvis.py'),
+}
+DEFAULT_STAGES = ['idol']
 TABLE_KEYS = [('AP', 'segm_mAP'), ('AP_S', 'short/segm_mAP'),
               ('AP_L', 'long/segm_mAP'), ('AP50_S', 'short/segm_mAP_50'),
               ('AR10_S', 'short/segm_AR@10')]
@@ -37,6 +39,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/toy_pipeline')
     parser.add_argument(
         '--iters', type=int, help='override the training iterations')
+    parser.add_argument(
+        '--stages',
+        nargs='+',
+        choices=sorted(STAGES),
+        default=DEFAULT_STAGES,
+        help='which models to train and evaluate')
     parser.add_argument(
         '--retrain',
         action='store_true',
@@ -75,6 +83,8 @@ def run_stage(name: str, config: str, args: argparse.Namespace) -> Dict:
             cfg.work_dir = work_dir
             ckpt = osp.join(work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
         print(f'[{name}] training {config} -> {work_dir}')
+        # evaluated once below; skip the Runner's end-of-training val
+        cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
         Runner.from_cfg(cfg).train()
     train_s = time.time() - t0
     test_cfg = build_cfg(config, args.data_root, work_dir, args.iters)
@@ -106,7 +116,8 @@ def main() -> None:
     paths = generate_toyvis(args.data_root)
     print(f'ToyVIS ready in {args.data_root} ({time.time() - t0:.1f} s): '
           f'{sorted(paths)}')
-    rows = [(name, run_stage(name, cfg, args)) for name, cfg in STAGES]
+    rows = [(STAGES[key][0], run_stage(*STAGES[key], args))
+            for key in args.stages]
     print('\nToyVIS results (AP = YouTube-VIS 2022 style mean of AP_S on '
           'val and AP_L on long_val)')
     print(format_table(rows))
