@@ -10,57 +10,13 @@ model = dict(
 
 dataset_version = 'ovis'
 data_root = 'data/ovis/'
-# shortest edge {480, 512, ..., 800}, long side <= 1333 (D2 default)
-train_short_sides = list(range(480, 801, 32))
-train_max_size = 1333
-test_scale = (1333, 720)
-
-train_pipeline = [
-    dict(type='KeyRefFrameSample', frame_range=10),
-    dict(
-        type='TransformBroadcaster',
-        share_random_params=True,
-        transforms=[
-            dict(type='LoadImageFromFile'),
-            dict(type='LoadTrackAnnotations', with_mask=True),
-        ]),
-    dict(
-        type='RandomApply',
-        prob=0.5,
-        transforms=[
-            dict(
-                type='TransformBroadcaster',
-                share_random_params=False,
-                transforms=[
-                    dict(
-                        type='RandomCrop',
-                        crop_type='absolute_range',
-                        crop_size=(384, 600),
-                        allow_negative_crop=True,
-                        recompute_bbox=True)
-                ])
-        ]),
-    dict(
-        type='TransformBroadcaster',
-        share_random_params=True,
-        transforms=[
-            dict(
-                type='RandomChoiceResize',
-                scales=[(train_max_size, s) for s in train_short_sides],
-                keep_ratio=True),
-            dict(type='RandomFlip', prob=0.5),
-        ]),
-    dict(type='PackTrackInputs')
-]
-test_pipeline = [
-    dict(
-        type='TransformBroadcaster',
-        transforms=[
-            dict(type='LoadImageFromFile'),
-            dict(type='Resize', scale=test_scale, keep_ratio=True),
-        ]),
-    dict(type='PackTrackInputs')
-]
+# The 2021 pipelines with OVIS's scales: shortest edge {480, 512, ..., 800},
+# long side <= 1333 (D2 default) for training, short side 720 for testing.
+train_pipeline = _base_.train_pipeline
+train_pipeline[3].transforms[0].scales = [(1333, s)
+                                          for s in range(480, 801, 32)]
+test_pipeline = _base_.test_pipeline
+test_pipeline[0].transforms[1].scale = (1333, 720)
 
 train_dataloader = dict(
     batch_size=2,

@@ -16,13 +16,9 @@ short_split = dict(
     test_mode=True,
     pipeline=_base_.test_pipeline)
 long_split = dict(
-    type='YTVISDataset',
-    data_root=data_root,
-    dataset_version='2022',
+    short_split,
     ann_file='valid_long/instances.json',
-    data_prefix=dict(img_path='valid_long/JPEGImages'),
-    test_mode=True,
-    pipeline=_base_.test_pipeline)
+    data_prefix=dict(img_path='valid_long/JPEGImages'))
 val_dataloader = dict(
     dataset=dict(
         _delete_=True,
