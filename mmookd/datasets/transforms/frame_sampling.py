@@ -1,6 +1,7 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""Frame samplers for the online student (IDOL key/reference pairs) and the
-offline teacher (VITA-style clips).
+"""Frame samplers for the online student (IDOL key/reference pairs), the
+offline teacher (VITA-style clips) and OOKD's distillation (a pair for the
+student inside a clip for the teacher).
 
 Both subclass mmdet's :class:`BaseFrameSample` and emit what
 ``TransformBroadcaster`` + ``PackTrackInputs`` expect: every key is a
@@ -18,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 from mmdet.datasets.transforms import BaseFrameSample
 from mmdet.registry import TRANSFORMS
 
-__all__ = ['KeyRefFrameSample', 'ClipFrameSample']
+__all__ = ['KeyRefFrameSample', 'ClipFrameSample', 'KeyRefClipSample']
 
 
 def _parse_frame_range(frame_range: Union[int, Sequence[int]]) -> List[int]:
@@ -218,4 +219,55 @@ class ClipFrameSample(_FrameSampleMixin, BaseFrameSample):
         return (f'{self.__class__.__name__}(num_frames={self.num_frames}, '
                 f'frame_range={self.frame_range}, '
                 f'with_replacement={self.with_replacement}, '
+                f'collect_video_keys={self.collect_video_keys})')
+
+
+@TRANSFORMS.register_module()
+class KeyRefClipSample(KeyRefFrameSample):
+    """A student key/reference pair plus teacher context frames (OOKD).
+
+    OOKD's teacher sees a clip while the student trains on an IDOL pair
+    (paper Sec. 3.2-3.3). The pair is drawn exactly as
+    :class:`KeyRefFrameSample` draws it; ``num_frames - 2`` more frames are
+    drawn, with replacement, from ``[t-R, t+R]`` around the key frame ``t``.
+    The paper does not say which frames feed the teacher during KD; the
+    default, 4 frames, is the clip length the teacher is trained on (Sec.
+    4.1).
+
+    Frame order is ``[key, reference, context...]`` (context sorted in
+    time) and ``key_frame_flags = [True, False, ...]``, so
+    ``key_frames_inds[0]`` and ``ref_frames_inds[0]`` are the student's pair
+    and clip models sort the frames by ``frame_id``.
+
+    Args:
+        num_frames (int): Frames per sample, >= 2. Defaults to 4.
+        frame_range (int | list[int]): ``R`` or ``[left, right]`` for both
+            the reference and the context frames. Defaults to 10.
+        collect_video_keys (list[str]): Video-level keys copied to every
+            frame.
+    """
+
+    def __init__(self,
+                 num_frames: int = 4,
+                 frame_range: Union[int, List[int]] = 10,
+                 collect_video_keys: List[str] = ['video_id', 'video_length']):
+        super().__init__(
+            frame_range=frame_range, collect_video_keys=collect_video_keys)
+        if not isinstance(num_frames, int) or num_frames < 2:
+            raise ValueError(f'num_frames must be an int >= 2 (a key and a '
+                             f'reference frame), got {num_frames!r}')
+        self.num_frames = num_frames
+
+    def sampling_frames(self, video_length: int,
+                        key_frame_id: int) -> Tuple[List[int], List[bool]]:
+        """Return ``[key, ref, context...]`` and the key-frame flags."""
+        key, ref = super().sampling_frames(video_length, key_frame_id)[0]
+        window = _window(key, video_length, self.frame_range) or [key]
+        context = sorted(random.choices(window, k=self.num_frames - 2))
+        flags = [True] + [False] * (self.num_frames - 1)
+        return [key, ref] + context, flags
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(num_frames={self.num_frames}, '
+                f'frame_range={self.frame_range}, '
                 f'collect_video_keys={self.collect_video_keys})')

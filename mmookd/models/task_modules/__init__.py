@@ -5,8 +5,9 @@ from .contrastive_selector import (
     pos_neg_masks,
 )
 from .dynamic_k_assigner import DynamicKAssigner, dynamic_k_matching
+from .qfa_assigner import QFAAssigner, QFAResult
 
 __all__ = [
     'DynamicKAssigner', 'dynamic_k_matching', 'ContrastiveSelector',
-    'contrastive_loss_inputs', 'pos_neg_masks'
+    'contrastive_loss_inputs', 'pos_neg_masks', 'QFAAssigner', 'QFAResult'
 ]

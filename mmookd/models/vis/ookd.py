@@ -1,0 +1,292 @@
+# Copyright (c) mmookd contributors. All rights reserved.
+"""OOKD: offline-to-online knowledge distillation (papers/ookd_paper.md).
+
+The whole method in one place (paper Fig. 3):
+
+1. the frozen **teacher** sees a clip and gives, per offline query, an
+   instance embedding ``f_off`` and per-frame class / box predictions
+   (Sec. 3.2);
+2. the trained **student** (IDOL, Sec. 3.1) sees the key and reference
+   frames and gives per-query embeddings ``f`` and predictions;
+3. **QFA** matches, for every ground-truth instance ``m`` of a frame, the
+   student query ``sigma_m`` and the teacher query ``sigma_off_m`` of lowest
+   cost (eqs. 2-3); the other queries are filtered out;
+4. **L_KD** = mean over the matched pairs of ``1 - cos(f_off, f)`` (eq. 4)
+   and ``L_total = L_IDOL + lambda_4 L_KD`` (eq. 5).
+
+The distiller *is* the student: :class:`OOKD` subclasses :class:`IDOL`, so
+its parameters, checkpoints and test-time behaviour are exactly IDOL's and a
+saved OOKD checkpoint loads into the plain IDOL config. The teacher is kept
+outside the module tree: it is not a submodule, so it is never in the
+optimizer, never wrapped by DDP, never saved into the student's
+checkpoints, and ``train()`` cannot switch it out of eval mode.
+"""
+import os.path as osp
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+from mmdet.registry import MODELS, TASK_UTILS
+from mmdet.structures import DetDataSample, TrackSampleList
+from mmdet.utils import ConfigType
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import load_checkpoint
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from .idol import IDOL, FrameOutputs
+
+
+def build_frozen_teacher(config: Union[str, dict, Config],
+                         checkpoint: Optional[str] = None,
+                         cfg_options: Optional[dict] = None) -> nn.Module:
+    """Build a teacher model from its own config and checkpoint, frozen.
+
+    Args:
+        config (str | dict | Config): A config file whose ``model`` is the
+            teacher, or the model config itself.
+        checkpoint (str, optional): The teacher's trained weights (all of
+            them, e.g. frozen IDOL + aggregator). ``None`` keeps the random
+            initialisation (tests only; a warning is logged).
+        cfg_options (dict, optional): Overrides merged into the teacher's
+            model config (e.g. smaller test settings).
+
+    Returns:
+        nn.Module: The teacher in eval mode with ``requires_grad=False``.
+    """
+    if isinstance(config, str):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'OOKD teacher config not found: {config}')
+        model_cfg = Config.fromfile(config).model
+    elif isinstance(config, Config) and 'model' in config:
+        model_cfg = config.model
+    else:
+        model_cfg = Config(dict(config))
+    model_cfg = Config(dict(model_cfg))
+    if cfg_options:
+        model_cfg.merge_from_dict(cfg_options)
+    if checkpoint is not None and 'online_checkpoint' in model_cfg:
+        # The teacher checkpoint holds the frozen online model too; do not
+        # also require the checkpoint the teacher was trained from.
+        model_cfg.online_checkpoint = None
+    teacher = MODELS.build(model_cfg.to_dict())
+    if checkpoint is not None:
+        if not osp.isfile(checkpoint):
+            raise FileNotFoundError(
+                f'OOKD teacher checkpoint not found: {checkpoint} (train the '
+                'teacher first, or set model.teacher.checkpoint)')
+        load_checkpoint(
+            teacher,
+            checkpoint,
+            map_location='cpu',
+            strict=True,
+            logger='current')
+    else:
+        print_log(
+            'OOKD teacher built without a checkpoint: its knowledge is '
+            'random (fine for tests, not for training)',
+            logger='current',
+            level=30)
+    if not callable(getattr(teacher, 'forward_clip', None)):
+        raise TypeError(
+            f'{type(teacher).__name__} cannot be an OOKD teacher: it needs '
+            '`forward_clip(imgs, frame_samples)` returning per-instance '
+            '`embeds` and per-frame `cls_scores` / `bbox_preds`')
+    teacher.eval()
+    teacher.requires_grad_(False)
+    return teacher
+
+
+@MODELS.register_module()
+class OOKD(IDOL):
+    """IDOL student distilled from a frozen offline teacher (paper Sec. 3).
+
+    Training samples hold ``[key, reference, context...]`` frames
+    (:class:`~mmookd.datasets.transforms.KeyRefClipSample`): the student
+    trains on the key / reference pair exactly as IDOL does, the teacher
+    sees all frames of the sample in time order.
+
+    Any registered model can be the teacher if it has ``forward_clip(imgs,
+    frame_samples) -> dict`` taking one clip ``(T, C, H, W)`` (normalised
+    like the student's inputs) and returning ``embeds`` ``(Nq, C)`` (one
+    instance embedding per query for the clip), ``cls_scores``
+    ``(T, Nq, K)`` logits and ``bbox_preds`` ``(T, Nq, 4)`` normalised
+    cxcywh boxes per frame.
+
+    Args:
+        teacher (dict): ``config`` (teacher config file or model dict),
+            ``checkpoint`` (path, ``None`` only in tests) and optional
+            ``cfg_options``.
+        assigner (dict): The query filtering and association module (eqs.
+            2-3), applied to the student and the teacher alike.
+        loss_kd (dict): The KD loss (eq. 4); its ``loss_weight`` is
+            lambda_4 (1 in the paper).
+        association (str): ``'qfa'`` (the paper's method) or ``'index'``
+            (the paper's "KD without QFA" ablation, Table 4: student query
+            ``i`` is distilled from teacher query ``i``, no filtering).
+        kd_frames (str): Which student frames are distilled: ``'both'``
+            (key and reference; default: both are student outputs of the
+            same clip) or ``'key'``. The paper does not say.
+        **kwargs: :class:`IDOL`'s arguments (the student).
+    """
+
+    def __init__(self,
+                 *args,
+                 teacher: ConfigType,
+                 assigner: ConfigType = dict(type='QFAAssigner'),
+                 loss_kd: ConfigType = dict(
+                     type='CosineKDLoss', loss_weight=1.0),
+                 association: str = 'qfa',
+                 kd_frames: str = 'both',
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if association not in ('qfa', 'index'):
+            raise ValueError(
+                f"association must be 'qfa' or 'index', got {association!r}")
+        if kd_frames not in ('both', 'key'):
+            raise ValueError(
+                f"kd_frames must be 'both' or 'key', got {kd_frames!r}")
+        teacher = dict(teacher)
+        if 'config' not in teacher:
+            raise KeyError('model.teacher needs a `config` (the teacher '
+                           "config file or model dict) and a `checkpoint`")
+        # Not a submodule (see the module docstring).
+        object.__setattr__(
+            self, '_teacher',
+            build_frozen_teacher(teacher['config'], teacher.get('checkpoint'),
+                                 teacher.get('cfg_options')))
+        self.qfa = TASK_UTILS.build(assigner)
+        self.loss_kd = MODELS.build(loss_kd)
+        self.association = association
+        self.kd_frames = kd_frames
+
+    @property
+    def teacher(self) -> nn.Module:
+        """The frozen teacher (not a submodule of the student)."""
+        return self._teacher
+
+    # ------------------------------------------------------------------
+    # training
+    # ------------------------------------------------------------------
+    def loss(self, inputs: Tensor, data_samples: TrackSampleList,
+             **kwargs) -> dict:
+        """L_total = L_IDOL + lambda_4 L_KD (eq. 5) for a batch of clips.
+
+        Args:
+            inputs (Tensor): (N, T, C, H, W), T >= 2, frames ordered
+                ``[key, reference, context...]``.
+            data_samples (list[:obj:`TrackDataSample`]): With per-frame
+                ``gt_instances`` and key / reference frame indices.
+
+        Returns:
+            dict[str, Tensor]: IDOL's losses and ``loss_kd``.
+        """
+        assert inputs.dim() == 5 and inputs.size(1) >= 2, \
+            'OOKD trains on (N, T >= 2, C, H, W) samples'
+        key_imgs, ref_imgs, key_samples, ref_samples = self.split_key_ref(
+            inputs, data_samples)
+        outputs = self.forward_frames(
+            torch.cat([key_imgs, ref_imgs]), key_samples + ref_samples)
+        key_out, ref_out = self.split_outputs(outputs, len(key_samples))
+        losses = self.loss_by_outputs(key_out, ref_out, key_samples,
+                                      ref_samples)
+        losses['loss_kd'] = self.loss_distill(inputs, data_samples, outputs)
+        return losses
+
+    def loss_distill(self, inputs: Tensor, data_samples: TrackSampleList,
+                     student_out: FrameOutputs) -> Tensor:
+        """L_KD (eq. 4) over the distilled frames of the batch.
+
+        Args:
+            inputs (Tensor): (N, T, C, H, W) samples.
+            data_samples (list[:obj:`TrackDataSample`]): The samples.
+            student_out (dict): :meth:`forward_frames` outputs of the key
+                frames followed by the reference frames.
+
+        Returns:
+            Tensor: The weighted KD loss, averaged over all matched pairs.
+        """
+        num_videos = inputs.size(0)
+        frame_sets = [('key', 0)]
+        if self.kd_frames == 'both':
+            frame_sets.append(('ref', num_videos))
+        student_feats, teacher_feats = [], []
+        for vid, sample in enumerate(data_samples):
+            knowledge, order = self.teacher_knowledge(inputs[vid], sample)
+            for kind, offset in frame_sets:
+                frame_idx = (
+                    sample.key_frames_inds[0]
+                    if kind == 'key' else sample.ref_frames_inds[0])
+                s_idx, t_idx = self.associate(student_out,
+                                              offset + vid, knowledge,
+                                              order.index(frame_idx),
+                                              sample[frame_idx])
+                student_feats.append(student_out['embeds'][offset + vid,
+                                                           s_idx])
+                teacher_feats.append(knowledge['embeds'][t_idx])
+        student_feats = torch.cat(student_feats)
+        teacher_feats = torch.cat(teacher_feats).to(student_feats.dtype)
+        return self.loss_kd(student_feats, teacher_feats)
+
+    @torch.no_grad()
+    def teacher_knowledge(self, clip: Tensor,
+                          sample) -> Tuple[Dict[str, Tensor], list]:
+        """Run the frozen teacher on one sample's frames in time order.
+
+        Returns:
+            tuple: the teacher's ``forward_clip`` output and ``order``, the
+            sample's frame indices in the teacher's (time) order.
+        """
+        teacher = self.teacher
+        param = next(teacher.parameters(), None)
+        if param is not None and param.device != clip.device:
+            teacher.to(clip.device)
+        teacher.eval()
+        frame_ids = [
+            sample[i].metainfo.get('frame_id', i) for i in range(len(sample))
+        ]
+        order = sorted(range(len(sample)), key=lambda i: (frame_ids[i], i))
+        knowledge = teacher.forward_clip(clip[order],
+                                         [sample[i] for i in order])
+        return knowledge, order
+
+    def associate(self, student_out: FrameOutputs, student_idx: int,
+                  knowledge: Dict[str, Tensor], teacher_frame: int,
+                  frame_sample: DetDataSample) -> Tuple[Tensor, Tensor]:
+        """Student and teacher query indices of the distilled pairs.
+
+        With QFA, each ground-truth instance of the frame picks its
+        lowest-cost student query and its lowest-cost teacher query (eqs.
+        2-3); instances either side leaves unmatched are skipped.
+
+        Returns:
+            tuple[Tensor]: (P, ) student and (P, ) teacher query indices.
+        """
+        device = student_out['embeds'].device
+        if self.association == 'index':
+            num = min(student_out['embeds'].size(1),
+                      knowledge['embeds'].size(0))
+            inds = torch.arange(num, device=device)
+            return inds, inds
+        gt = frame_sample.gt_instances
+        gt_instances = InstanceData(
+            labels=gt.labels.to(device),
+            bboxes=self._as_tensor(gt.bboxes).to(device))
+        img_shape = frame_sample.metainfo['img_shape']
+        student_pred = InstanceData(
+            scores=student_out['cls_scores'][-1, student_idx],
+            bboxes=self.head.boxes_to_xyxy(
+                student_out['bbox_preds'][-1, student_idx], img_shape))
+        teacher_pred = InstanceData(
+            scores=knowledge['cls_scores'][teacher_frame].to(device),
+            bboxes=self.head.boxes_to_xyxy(
+                knowledge['bbox_preds'][teacher_frame].to(device), img_shape))
+        s_inds = self.qfa.assign(student_pred, gt_instances).matched_pred_inds
+        t_inds = self.qfa.assign(teacher_pred, gt_instances).matched_pred_inds
+        keep = (s_inds >= 0) & (t_inds >= 0)
+        return s_inds[keep], t_inds[keep]
+
+    @staticmethod
+    def _as_tensor(bboxes) -> Tensor:
+        """mmdet box structures or tensors -> (M, 4) xyxy tensor."""
+        return bboxes.tensor if hasattr(bboxes, 'tensor') else bboxes
