@@ -1,5 +1,9 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 from .idol import IDOL, IDOLStreamState
+from .offline_teacher import ClipTargets, OfflineTeacher
 from .ookd import OOKD, build_frozen_teacher
 
-__all__ = ['IDOL', 'IDOLStreamState', 'OOKD', 'build_frozen_teacher']
+__all__ = [
+    'IDOL', 'IDOLStreamState', 'ClipTargets', 'OfflineTeacher', 'OOKD',
+    'build_frozen_teacher'
+]

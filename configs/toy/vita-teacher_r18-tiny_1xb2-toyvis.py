@@ -1,0 +1,90 @@
+# OOKD's offline teacher on ToyVIS (papers/ookd_paper.md Sec. 3.2, 4.1):
+# the toy IDOL (configs/toy/idol_r18-tiny_1xb2-1500it_toyvis.py), frozen,
+# + a small VITA aggregator (hidden 64, 2 encoder / 2 decoder layers,
+# 10 object queries) trained on 4-frame clips for a few hundred CPU
+# iterations. Train the toy IDOL first; its final checkpoint is loaded.
+_base_ = ['./idol_r18-tiny_1xb2-1500it_toyvis.py']
+
+embed_dims = 64
+num_frame_queries = 30  # the toy IDOL's num_queries (fq_pos slots)
+model = dict(
+    _delete_=True,
+    type='OfflineTeacher',
+    data_preprocessor=_base_.model.data_preprocessor,
+    online=_base_.model,
+    # default work_dir of `tools/train.py` for the toy IDOL config
+    online_checkpoint='work_dirs/idol_r18-tiny_1xb2-1500it_toyvis/'
+    'iter_1500.pth',
+    aggregator=dict(
+        type='VITAAggregator',
+        embed_dims=embed_dims,
+        num_frame_queries=num_frame_queries,
+        num_queries=10,
+        encoder=dict(
+            type='ObjectTokenEncoder',
+            num_layers=2,
+            window_size=6,
+            num_heads=4,
+            feedforward_channels=256,
+            dropout=0.0),
+        decoder=dict(
+            type='ObjectTokenDecoder',
+            num_layers=2,
+            num_heads=4,
+            feedforward_channels=256,
+            dropout=0.0),
+        frame_query_select='all'),
+    deep_supervision=True,
+    train_cfg=dict(num_frame_layers=1, mask_on_absent_frames=False),
+    test_cfg=dict(chunk_size=18, max_per_video=10, offload_frames=36))
+
+# 4-frame clips (OOKD Sec. 4.1), one random resize / flip per clip
+img_scale = (192, 128)
+train_pipeline = [
+    dict(type='ClipFrameSample', num_frames=4, frame_range=10),
+    dict(
+        type='TransformBroadcaster',
+        share_random_params=True,
+        transforms=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadTrackAnnotations', with_mask=True),
+            dict(type='Resize', scale=img_scale, keep_ratio=True),
+            dict(type='RandomFlip', prob=0.5),
+        ]),
+    dict(type='PackTrackInputs')
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+
+max_iters = 300
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+# VITA's optimiser (AdamW, wd 0.05, none on norms and query / slot
+# embeddings) with a larger lr and looser clip for a short from-scratch
+# run. paramwise_cfg also makes mmengine skip the frozen online model's
+# parameters, so the optimiser holds the aggregator only.
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=2e-4, weight_decay=0.05),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        custom_keys={
+            'query_embed': dict(decay_mult=0.0),
+            'query_feat': dict(decay_mult=0.0),
+            'fq_pos': dict(decay_mult=0.0)
+        }),
+    clip_grad=dict(max_norm=1.0, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
+    dict(
+        type='MultiStepLR',
+        by_epoch=False,
+        begin=0,
+        end=max_iters,
+        milestones=[int(max_iters * 0.8)],
+        gamma=0.1)
+]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20),
+    checkpoint=dict(
+        type='CheckpointHook', by_epoch=False, interval=100, max_keep_ckpts=2))

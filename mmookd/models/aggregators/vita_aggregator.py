@@ -1,0 +1,201 @@
+# Copyright (c) mmookd contributors. All rights reserved.
+"""The teacher's aggregation module: VITA's object token association
+(papers/ookd_paper.md, Sec. 3.2, Fig. 3c; IDOL_VITA_SPEC.md §2.3-2.5, §3).
+
+Frame queries (T, fQ, D) of a frozen online model -> object encoder ->
+object decoder -> N offline queries ``f_off`` per clip, one set per decoder
+layer. Besides the queries it returns, per offline query and frame, a soft
+association over that frame's queries: the offline model decodes ``f_off``
+with the *frame* model's heads (OOKD), and those heads need a per-frame
+reference box / point (IDOL predicts boxes relative to a reference and uses
+the reference as the origin of the dynamic mask head's relative
+coordinates, spec §1.3-1.4). The association is read out with two linear
+embeddings, the same construction as VITA's similarity embeddings
+``sim_embed_frame`` / ``sim_embed_clip`` (spec §2.5), softmax-normalised
+over each frame's queries; it is trained end to end by the box and mask
+losses through those references.
+"""
+from typing import Dict, Optional
+
+import torch
+from mmdet.registry import MODELS
+from mmdet.utils import ConfigType
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+__all__ = ['VITAAggregator']
+
+
+@MODELS.register_module()
+class VITAAggregator(BaseModule):
+    """Object encoder + object decoder over the frame queries of a clip.
+
+    Which frame queries are fed (``frame_query_select``):
+
+    * ``'all'`` (default): every query of every frame, as VITA does
+      (spec §2.3: no score-based filtering). IDOL's one-to-many training
+      leaves several confident queries per object and low-score queries
+      that still describe partially visible or small instances; score
+      filtering on a frozen detector would silently remove exactly the
+      hard instances the offline model is meant to recover, and the
+      ``fq_pos`` slot embedding keeps its meaning. Cost: ``T x fQ`` tokens
+      (a 6-frame window of IDOL's 300 queries is 1800 tokens).
+    * ``'topk'``: the ``topk`` queries of each frame by max class score
+      (``frame_scores`` needed), for long videos or cheaper training.
+      Their ``fq_pos`` is still indexed by the original query slot, and the
+      association is scattered back to all ``fQ`` queries (zeros for the
+      dropped ones).
+
+    Args:
+        embed_dims (int): Channels of the frame queries. Defaults to 256.
+        num_frame_queries (int): Frame queries per frame ``fQ`` of the frame
+            model (IDOL: 300). Defaults to 300.
+        num_queries (int): Offline (object) queries ``N``. Defaults to 100.
+        encoder (dict): :class:`ObjectTokenEncoder` config (``embed_dims``
+            filled in). Defaults to VITA's: 6 layers, window 6, 8 heads,
+            FFN 2048, dropout 0.
+        decoder (dict): :class:`ObjectTokenDecoder` config (``embed_dims``,
+            ``num_queries``, ``num_frame_queries`` filled in). Defaults to
+            VITA's: 3 layers, 8 heads, FFN 2048, dropout 0.
+        frame_query_select (str): ``'all'`` or ``'topk'``.
+        topk (int, optional): Queries per frame for ``'topk'``.
+        init_cfg (dict, optional): Initialization config.
+    """
+
+    #: This aggregator learns the association, it needs no GT at inference.
+    needs_token_targets = False
+
+    def __init__(self,
+                 embed_dims: int = 256,
+                 num_frame_queries: int = 300,
+                 num_queries: int = 100,
+                 encoder: ConfigType = dict(
+                     type='ObjectTokenEncoder',
+                     num_layers=6,
+                     window_size=6,
+                     num_heads=8,
+                     feedforward_channels=2048,
+                     dropout=0.0),
+                 decoder: ConfigType = dict(
+                     type='ObjectTokenDecoder',
+                     num_layers=3,
+                     num_heads=8,
+                     feedforward_channels=2048,
+                     dropout=0.0),
+                 frame_query_select: str = 'all',
+                 topk: Optional[int] = None,
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if frame_query_select not in ('all', 'topk'):
+            raise ValueError("frame_query_select must be 'all' or 'topk', "
+                             f'got {frame_query_select!r}')
+        if frame_query_select == 'topk' and not (topk and topk > 0):
+            raise ValueError("frame_query_select='topk' needs topk > 0")
+        self.embed_dims = embed_dims
+        self.num_frame_queries = num_frame_queries
+        self.num_queries = num_queries
+        self.frame_query_select = frame_query_select
+        self.topk = topk
+        self.encoder = MODELS.build(
+            encoder, default_args=dict(embed_dims=embed_dims))
+        self.decoder = MODELS.build(
+            decoder,
+            default_args=dict(
+                embed_dims=embed_dims,
+                num_queries=num_queries,
+                num_frame_queries=num_frame_queries))
+        # VITA's sim_embed_frame / sim_embed_clip (spec §2.5)
+        self.assoc_frame_proj = nn.Linear(embed_dims, embed_dims)
+        self.assoc_query_proj = nn.Linear(embed_dims, embed_dims)
+
+    def init_weights(self) -> None:
+        """Xavier-uniform association projections, zero biases."""
+        super().init_weights()
+        for layer in (self.assoc_frame_proj, self.assoc_query_proj):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def select_frame_queries(self, frame_queries: Tensor,
+                             frame_scores: Optional[Tensor]):
+        """Frame queries fed to the encoder and their slots.
+
+        Returns:
+            tuple: (B, T, fQ', D) queries and (B, T, fQ') long slot indices
+            (None for ``'all'``).
+        """
+        if self.frame_query_select == 'all':
+            return frame_queries, None
+        if frame_scores is None:
+            raise ValueError("frame_query_select='topk' needs frame_scores")
+        if frame_scores.dim() == 4:
+            frame_scores = frame_scores.max(-1)[0]
+        k = min(self.topk, frame_queries.size(2))
+        slots = frame_scores.topk(k, dim=-1)[1]  # (B, T, k)
+        index = slots[..., None].expand(-1, -1, -1, frame_queries.size(-1))
+        selected = frame_queries.gather(2, index)
+        return selected, slots
+
+    def associate(self,
+                  queries: Tensor,
+                  memory: Tensor,
+                  padding_mask: Optional[Tensor] = None) -> Tensor:
+        """Per-frame soft association of offline queries to frame tokens.
+
+        Args:
+            queries (Tensor): (L, B, N, D) offline queries.
+            memory (Tensor): (B, T, fQ', D) encoded frame tokens.
+            padding_mask (Tensor, optional): (B, T), True = padded frame.
+
+        Returns:
+            Tensor: (L, B, N, T, fQ') weights, each frame's row sums to 1
+            (uniform on padded frames).
+        """
+        q = self.assoc_query_proj(queries)
+        k = self.assoc_frame_proj(memory)
+        logits = torch.einsum('lbnd,btqd->lbntq', q, k)
+        logits = logits / self.embed_dims**0.5
+        if padding_mask is not None:
+            pad = padding_mask.bool()[None, :, None, :, None]
+            logits = logits.masked_fill(pad, 0.0)
+        return logits.softmax(-1)
+
+    def forward(self,
+                frame_queries: Tensor,
+                frame_scores: Optional[Tensor] = None,
+                padding_mask: Optional[Tensor] = None,
+                token_targets: Optional[Tensor] = None,
+                last_layer_only: bool = False) -> Dict[str, Tensor]:
+        """Frame queries of a batch of clips -> offline queries.
+
+        Args:
+            frame_queries (Tensor): (B, T, fQ, D) last-layer queries of the
+                frame model.
+            frame_scores (Tensor, optional): (B, T, fQ) or (B, T, fQ, K)
+                class logits / scores of the frame queries (``'topk'``).
+            padding_mask (Tensor, optional): (B, T) bool, True = padded
+                frame.
+            token_targets (Tensor, optional): Ignored (interface shared with
+                :class:`TokenAverageAggregator`).
+            last_layer_only (bool): Return only the last decoder layer
+                (inference). Defaults to False.
+
+        Returns:
+            dict: ``queries`` (L, B, N, D) offline queries of every decoder
+            layer (L = 1 with ``last_layer_only``); ``frame_assoc``
+            (L, B, N, T, fQ) per-frame association weights over all ``fQ``
+            frame queries; ``query_mask`` (B, N) bool, all True.
+        """
+        del token_targets
+        bs, t, fq, _ = frame_queries.shape
+        tokens, slots = self.select_frame_queries(frame_queries, frame_scores)
+        memory = self.encoder(tokens, padding_mask)
+        queries = self.decoder(memory, padding_mask, slots)
+        if last_layer_only:
+            queries = queries[-1:]
+        assoc = self.associate(queries, memory, padding_mask)
+        if slots is not None:
+            full = assoc.new_zeros(assoc.shape[:-1] + (fq, ))
+            index = slots[None, :, None].expand_as(assoc)
+            assoc = full.scatter(-1, index, assoc)
+        query_mask = queries.new_ones((bs, queries.size(2)), dtype=torch.bool)
+        return dict(queries=queries, frame_assoc=assoc, query_mask=query_mask)
