@@ -186,22 +186,42 @@ def test_student_checkpoint_loads_into_plain_idol():
 
 def test_bad_teacher_settings_give_clear_errors(tmp_path):
     missing = str(tmp_path / 'teacher.pth')
+    # testing the student never needs the teacher's files ...
+    model = build(
+        ookd_cfg(
+            teacher=dict(
+                config=dict(type='_ClipStatsTeacher'), checkpoint=missing)))
+    # ... training does, and says which file is missing
+    data = model.data_preprocessor(clip_sample(), training=True)
     with pytest.raises(FileNotFoundError, match='teacher.pth'):
-        build(
-            ookd_cfg(
-                teacher=dict(
-                    config=dict(
-                        type='_ClipStatsTeacher'), checkpoint=missing)))
+        model.train()(**data, mode='loss')
+    nope = osp.join(str(tmp_path), 'nope.py')
     with pytest.raises(FileNotFoundError, match='nope.py'):
-        build(
-            ookd_cfg(teacher=dict(config=osp.join(str(tmp_path), 'nope.py'))))
+        build(ookd_cfg(teacher=dict(config=nope))).teacher
+    not_a_teacher = dict(
+        type='mmdet.ChannelMapper', in_channels=[4], out_channels=4)
     with pytest.raises(TypeError, match='forward_clip'):
-        build(
-            ookd_cfg(
-                teacher=dict(
-                    config=dict(
-                        type='mmdet.ChannelMapper',
-                        in_channels=[4],
-                        out_channels=4))))
+        build(ookd_cfg(teacher=dict(config=not_a_teacher))).teacher
     with pytest.raises(ValueError, match='association'):
         build(ookd_cfg(association='hungarian'))
+
+
+def test_without_kd_the_student_is_idol_and_needs_no_teacher():
+    """loss_kd=None: the paper's baseline / Minor-Paste-only rows; the
+    losses equal IDOL's on the same pair."""
+    model = build(ookd_cfg(teacher=None, loss_kd=None)).train()
+    idol = build(Config.fromfile(TOY_CFG).model).train()
+    idol.load_state_dict(model.state_dict())
+    video = clip_sample(num_frames=2)
+    torch.manual_seed(0)
+    losses = model(
+        **model.data_preprocessor(copy.deepcopy(video), True), mode='loss')
+    torch.manual_seed(0)
+    ref = idol(
+        **idol.data_preprocessor(copy.deepcopy(video), True), mode='loss')
+    assert set(losses) == set(ref)
+    for key in ref:
+        assert torch.allclose(losses[key], ref[key]), key
+    assert model._teacher is None
+    with pytest.raises(KeyError, match='teacher'):
+        build(ookd_cfg(teacher=None))

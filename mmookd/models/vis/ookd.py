@@ -16,7 +16,8 @@ The whole method in one place (paper Fig. 3):
 
 The distiller *is* the student: :class:`OOKD` subclasses :class:`IDOL`, so
 its parameters, checkpoints and test-time behaviour are exactly IDOL's and a
-saved OOKD checkpoint loads into the plain IDOL config. The teacher is kept
+saved OOKD checkpoint loads into the plain IDOL config, and testing never
+builds the teacher. The teacher is built on the first training step and kept
 outside the module tree: it is not a submodule, so it is never in the
 optimizer, never wrapped by DDP, never saved into the student's
 checkpoints, and ``train()`` cannot switch it out of eval mode.
@@ -27,7 +28,7 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import DetDataSample, TrackSampleList
-from mmdet.utils import ConfigType
+from mmdet.utils import ConfigType, OptConfigType
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import load_checkpoint
@@ -46,8 +47,9 @@ def build_frozen_teacher(config: Union[str, dict, Config],
         config (str | dict | Config): A config file whose ``model`` is the
             teacher, or the model config itself.
         checkpoint (str, optional): The teacher's trained weights (all of
-            them, e.g. frozen IDOL + aggregator). ``None`` keeps the random
-            initialisation (tests only; a warning is logged).
+            them, e.g. frozen IDOL + aggregator). ``None``: the teacher's own
+            ``online_checkpoint`` only (a parameter-free aggregator such as
+            token average), else random weights (tests; a warning).
         cfg_options (dict, optional): Overrides merged into the teacher's
             model config (e.g. smaller test settings).
 
@@ -69,19 +71,19 @@ def build_frozen_teacher(config: Union[str, dict, Config],
         # The teacher checkpoint holds the frozen online model too; do not
         # also require the checkpoint the teacher was trained from.
         model_cfg.online_checkpoint = None
+    if checkpoint is not None and not osp.isfile(checkpoint):
+        raise FileNotFoundError(
+            f'OOKD teacher checkpoint not found: {checkpoint} (train the '
+            'teacher first, or set model.teacher.checkpoint)')
     teacher = MODELS.build(model_cfg.to_dict())
     if checkpoint is not None:
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(
-                f'OOKD teacher checkpoint not found: {checkpoint} (train the '
-                'teacher first, or set model.teacher.checkpoint)')
         load_checkpoint(
             teacher,
             checkpoint,
             map_location='cpu',
             strict=True,
             logger='current')
-    else:
+    elif not model_cfg.get('online_checkpoint'):
         print_log(
             'OOKD teacher built without a checkpoint: its knowledge is '
             'random (fine for tests, not for training)',
@@ -114,13 +116,17 @@ class OOKD(IDOL):
     cxcywh boxes per frame.
 
     Args:
-        teacher (dict): ``config`` (teacher config file or model dict),
+        teacher (dict, optional): ``config`` (teacher config file or model
+            dict),
             ``checkpoint`` (path, ``None`` only in tests) and optional
             ``cfg_options``.
         assigner (dict): The query filtering and association module (eqs.
             2-3), applied to the student and the teacher alike.
-        loss_kd (dict): The KD loss (eq. 4); its ``loss_weight`` is
-            lambda_4 (1 in the paper).
+        loss_kd (dict, optional): The KD loss (eq. 4); its ``loss_weight``
+            is lambda_4 (1 in the paper). ``None`` trains the student
+            without distillation (the paper's baseline and "Minor-Paste
+            only" rows, Table 5), with the same data as the distilled one;
+            the teacher is then not needed.
         association (str): ``'qfa'`` (the paper's method) or ``'index'``
             (the paper's "KD without QFA" ablation, Table 4: student query
             ``i`` is distilled from teacher query ``i``, no filtering).
@@ -132,9 +138,9 @@ class OOKD(IDOL):
 
     def __init__(self,
                  *args,
-                 teacher: ConfigType,
+                 teacher: OptConfigType = None,
                  assigner: ConfigType = dict(type='QFAAssigner'),
-                 loss_kd: ConfigType = dict(
+                 loss_kd: OptConfigType = dict(
                      type='CosineKDLoss', loss_weight=1.0),
                  association: str = 'qfa',
                  kd_frames: str = 'both',
@@ -146,23 +152,33 @@ class OOKD(IDOL):
         if kd_frames not in ('both', 'key'):
             raise ValueError(
                 f"kd_frames must be 'both' or 'key', got {kd_frames!r}")
-        teacher = dict(teacher)
-        if 'config' not in teacher:
-            raise KeyError('model.teacher needs a `config` (the teacher '
-                           "config file or model dict) and a `checkpoint`")
-        # Not a submodule (see the module docstring).
-        object.__setattr__(
-            self, '_teacher',
-            build_frozen_teacher(teacher['config'], teacher.get('checkpoint'),
-                                 teacher.get('cfg_options')))
+        if loss_kd is not None:
+            if teacher is None or 'config' not in teacher:
+                raise KeyError(
+                    'model.teacher needs a `config` (the teacher config '
+                    'file or model dict) and a `checkpoint` (or set '
+                    'loss_kd=None to train without distillation)')
+            teacher = dict(teacher)
+        self.teacher_cfg = teacher
+        # Built on the first training step, so testing the student (which
+        # is IDOL alone) never needs the teacher's files; not a submodule
+        # (see the module docstring).
+        object.__setattr__(self, '_teacher', None)
         self.qfa = TASK_UTILS.build(assigner)
-        self.loss_kd = MODELS.build(loss_kd)
+        self.loss_kd = MODELS.build(loss_kd) if loss_kd is not None else None
         self.association = association
         self.kd_frames = kd_frames
 
     @property
     def teacher(self) -> nn.Module:
-        """The frozen teacher (not a submodule of the student)."""
+        """The frozen teacher (not a submodule of the student), built from
+        ``teacher_cfg`` on first use."""
+        if self._teacher is None:
+            object.__setattr__(
+                self, '_teacher',
+                build_frozen_teacher(self.teacher_cfg['config'],
+                                     self.teacher_cfg.get('checkpoint'),
+                                     self.teacher_cfg.get('cfg_options')))
         return self._teacher
 
     # ------------------------------------------------------------------
@@ -190,7 +206,9 @@ class OOKD(IDOL):
         key_out, ref_out = self.split_outputs(outputs, len(key_samples))
         losses = self.loss_by_outputs(key_out, ref_out, key_samples,
                                       ref_samples)
-        losses['loss_kd'] = self.loss_distill(inputs, data_samples, outputs)
+        if self.loss_kd is not None:
+            losses['loss_kd'] = self.loss_distill(inputs, data_samples,
+                                                  outputs)
         return losses
 
     def loss_distill(self, inputs: Tensor, data_samples: TrackSampleList,
