@@ -5,7 +5,9 @@ from .frame_sampling import (
     KeyRefFrameSample,
 )
 from .minor_paste import MinorPaste
+from .pseudo_key_ref import PseudoKeyRefPair
 
 __all__ = [
-    'KeyRefFrameSample', 'ClipFrameSample', 'KeyRefClipSample', 'MinorPaste'
+    'KeyRefFrameSample', 'ClipFrameSample', 'KeyRefClipSample', 'MinorPaste',
+    'PseudoKeyRefPair'
 ]
