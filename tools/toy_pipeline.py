@@ -1,15 +1,31 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""The main job: generate ToyVIS, train on it, evaluate, print the AP table.
+"""The main job: the whole OOKD pipeline on ToyVIS, on CPU.
 
-Everything runs on CPU with the toy configs. Existing data and checkpoints
-are reused, never overwritten: a second run only evaluates (pass
-``--retrain`` to train again into a fresh, timestamped work dir).
+1. generate ToyVIS (the embedded synthetic YouTube-VIS-format dataset);
+2. **baseline**: the tiny IDOL, from the shipped toy pre-training
+   (``checkpoints/toy/``, the stand-in for IDOL's COCO pre-training),
+   fine-tuned on ToyVIS without distillation;
+3. **teacher**: the offline aggregator trained on top of that IDOL, frozen
+   (paper Sec. 3.2);
+4. **student**: OOKD, fine-tuned from the same pre-training on the same
+   samples with QFA + cosine KD from the teacher and Minor-Paste (Sec.
+   3.3-3.4);
+5. evaluate all three on val (short) and long_val (long), YouTube-VIS 2022
+   style, and print the AP table.
+
+``--ablation`` adds the paper's Tables 4-5 rows in miniature (KD without
+QFA, KD + QFA, Minor-Paste only) and ``--seeds`` repeats the fine-tuning
+runs. Existing data and checkpoints are reused, never overwritten: a second
+run only evaluates (``--retrain`` trains again into fresh, timestamped work
+dirs).
 """
 import argparse
+import json
+import os
 import os.path as osp
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -20,108 +36,179 @@ import mmookd  # noqa: E402,F401
 from mmookd.datasets.toyvis import generate_toyvis  # noqa: E402
 from mmookd.utils import set_data_root  # noqa: E402
 
-# key -> (name in the table, config). The offline teacher and the OOKD
-# student are added here as they land.
-STAGES = {
-    'idol': ('IDOL (tiny)', 'configs/toy/idol_r18-tiny_1xb2-1500it_toyvis.py'),
-    'masktrack': ('MaskTrack R-CNN (mmdet, tiny)',
-                  'configs/toy/masktrack-rcnn_r18-tiny_1xb2-toyvis.py'),
+TOY = 'configs/toy/'
+PRETRAIN_CKPT = 'checkpoints/toy/idol_r18-tiny_toyvis-pretrain.pth'
+PRETRAIN_CFG = TOY + 'idol_r18-tiny_1xb2-8k_toyvis-pretrain.py'
+TEACHER_CFG = TOY + 'vita-teacher_r18-tiny_1xb2-toyvis.py'
+# key -> (row name, config); 'teacher' and 'student' need the baseline /
+# teacher checkpoints of this run.
+RUNS = {
+    'baseline': ('IDOL (no KD)', TOY + 'ookd_r18-tiny_1xb2-toyvis_no-kd.py'),
+    'teacher': ('offline teacher', TEACHER_CFG),
+    'student':
+    ('OOKD (KD + QFA + Minor-Paste)', TOY + 'ookd_r18-tiny_1xb2-toyvis.py'),
+    'kd-no-qfa':
+    ('KD without QFA', TOY + 'ookd_r18-tiny_1xb2-toyvis_kd-no-qfa.py'),
+    'kd-qfa': ('KD + QFA', TOY + 'ookd_r18-tiny_1xb2-toyvis_kd-qfa.py'),
+    'minor-paste': ('Minor-Paste only',
+                    TOY + 'ookd_r18-tiny_1xb2-toyvis_minor-paste-only.py'),
 }
-DEFAULT_STAGES = ['idol']
+MAIN_RUNS = ['baseline', 'teacher', 'student']
+ABLATION_RUNS = ['kd-no-qfa', 'kd-qfa', 'minor-paste']
 TABLE_KEYS = [('AP', 'segm_mAP'), ('AP_S', 'short/segm_mAP'),
               ('AP_L', 'long/segm_mAP'), ('AP50_S', 'short/segm_mAP_50'),
-              ('AR10_S', 'short/segm_AR@10')]
+              ('AP50_L', 'long/segm_mAP_50'), ('AR10_S', 'short/segm_AR@10'),
+              ('AR10_L', 'long/segm_AR@10')]
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data-root', default='data/toyvis')
     parser.add_argument('--work-dir', default='work_dirs/toy_pipeline')
     parser.add_argument(
-        '--iters', type=int, help='override the training iterations')
+        '--iters',
+        type=int,
+        help='fine-tuning iterations of the IDOL / OOKD runs (config: 600)')
     parser.add_argument(
-        '--stages',
+        '--teacher-iters',
+        type=int,
+        help='teacher training iterations (config: 300)')
+    parser.add_argument(
+        '--ablation',
+        action='store_true',
+        help='also run KD without QFA, KD + QFA and Minor-Paste only')
+    parser.add_argument(
+        '--seeds',
+        type=int,
         nargs='+',
-        choices=sorted(STAGES),
-        default=DEFAULT_STAGES,
-        help='which models to train and evaluate')
+        default=[0],
+        help='seeds of the baseline / student / ablation runs')
+    parser.add_argument(
+        '--pretrained',
+        default=PRETRAIN_CKPT,
+        help='initial IDOL weights; "none" trains from scratch')
     parser.add_argument(
         '--retrain',
         action='store_true',
         help='train again even if a final checkpoint exists')
+    parser.add_argument(
+        '--out', help='also write the metrics of every run to this JSON')
     return parser.parse_args()
 
 
-def build_cfg(config: str,
-              data_root: str,
-              work_dir: str,
-              iters: int = None) -> Config:
+def build_cfg(config: str, args: argparse.Namespace, work_dir: str,
+              seed: int) -> Config:
+    """The config of one run, pointed at this job's data and work dir."""
     cfg = Config.fromfile(osp.join(ROOT, config))
     cfg.work_dir = work_dir
-    set_data_root(cfg, data_root)
+    set_data_root(cfg, args.data_root)
+    cfg.randomness = dict(seed=seed)
+    iters = args.teacher_iters if config == TEACHER_CFG else args.iters
     if iters is not None:
         cfg.train_cfg.max_iters = iters
         cfg.train_cfg.val_interval = iters + 1
+        cfg.default_hooks.checkpoint.interval = iters
         for sched in cfg.param_scheduler:
             if sched.type == 'MultiStepLR':
                 sched.end = iters
                 sched.milestones = [int(iters * 0.8)]
+    if 'load_from' in cfg and config != TEACHER_CFG:
+        pretrained = args.pretrained
+        cfg.load_from = None if pretrained.lower() == 'none' else osp.join(
+            ROOT, pretrained) if not osp.isabs(pretrained) else pretrained
+        if cfg.load_from and not osp.isfile(cfg.load_from):
+            raise FileNotFoundError(
+                f'toy pre-training checkpoint not found: {cfg.load_from} '
+                f'(make it with {PRETRAIN_CFG}, or pass --pretrained none)')
     return cfg
 
 
-def run_stage(name: str, config: str, args: argparse.Namespace) -> Dict:
+def final_ckpt(cfg: Config) -> str:
+    return osp.join(cfg.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
+
+
+def run(key: str, args: argparse.Namespace, seed: int,
+        deps: Dict[str, str]) -> Dict:
+    """Train (unless done before) and test one row; returns its metrics and
+    the path of its checkpoint."""
+    name, config = RUNS[key]
     stem = osp.splitext(osp.basename(config))[0]
-    work_dir = osp.join(args.work_dir, stem)
-    cfg = build_cfg(config, args.data_root, work_dir, args.iters)
-    ckpt = osp.join(work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
+    work_dir = osp.join(args.work_dir, f'{stem}_seed{seed}')
+    cfg = build_cfg(config, args, work_dir, seed)
+    if key == 'teacher':
+        cfg.model.online_checkpoint = deps['baseline']
+    elif cfg.model.get('loss_kd') is not None:
+        cfg.model.teacher.checkpoint = deps['teacher']
+    ckpt = final_ckpt(cfg)
     t0 = time.time()
     if osp.isfile(ckpt) and not args.retrain:
         print(f'[{name}] reusing {ckpt}')
     else:
         if osp.isfile(ckpt):  # --retrain: keep the old run, use a new dir
-            work_dir = f'{work_dir}_{time.strftime("%Y%m%d_%H%M%S")}'
-            cfg.work_dir = work_dir
-            ckpt = osp.join(work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
-        print(f'[{name}] training {config} -> {work_dir}')
-        # evaluated once below; skip the Runner's end-of-training val
+            cfg.work_dir = f'{work_dir}_{time.strftime("%Y%m%d_%H%M%S")}'
+            ckpt = final_ckpt(cfg)
+        print(f'[{name}] training {config} -> {cfg.work_dir}')
         cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
         Runner.from_cfg(cfg).train()
     train_s = time.time() - t0
-    test_cfg = build_cfg(config, args.data_root, work_dir, args.iters)
+    test_cfg = build_cfg(config, args, cfg.work_dir, seed)
+    if key == 'teacher':
+        test_cfg.model.online_checkpoint = None  # all in the teacher ckpt
     test_cfg.load_from = ckpt
     t0 = time.time()
     metrics = Runner.from_cfg(test_cfg).test()
-    return dict(metrics=metrics, train_s=train_s, test_s=time.time() - t0)
+    return dict(
+        name=name,
+        seed=seed,
+        checkpoint=ckpt,
+        metrics=metrics,
+        train_s=train_s,
+        test_s=time.time() - t0)
 
 
-def format_table(rows: List) -> str:
-    head = ['model'] + [k for k, _ in TABLE_KEYS] + ['train s', 'test s']
+def format_table(rows: List[Dict]) -> str:
+    head = ['model', 'seed'] + [k for k, _ in TABLE_KEYS
+                                ] + ['train s', 'test s']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for name, res in rows:
-        m = res['metrics']
+    for row in rows:
+        m = row['metrics']
         vals = [
             '%.3f' % m.get(f'youtube_vis/{key}', float('nan'))
             for _, key in TABLE_KEYS
         ]
         lines.append('| ' + ' | '.join(
-            [name] + vals +
+            [row['name'], str(row['seed'])] + vals +
             ['%.0f' %
-             res['train_s'], '%.0f' % res['test_s']]) + ' |')
+             row['train_s'], '%.0f' % row['test_s']]) + ' |')
     return '\n'.join(lines)
 
 
-def main() -> None:
-    args = parse_args()
+def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
+    args = args or parse_args()
     t0 = time.time()
     paths = generate_toyvis(args.data_root)
     print(f'ToyVIS ready in {args.data_root} ({time.time() - t0:.1f} s): '
           f'{sorted(paths)}')
-    rows = [(STAGES[key][0], run_stage(*STAGES[key], args))
-            for key in args.stages]
+    rows = []
+    for seed in args.seeds:
+        deps: Dict[str, str] = {}
+        keys = MAIN_RUNS + (ABLATION_RUNS if args.ablation else [])
+        for key in keys:
+            row = run(key, args, seed, deps)
+            deps[key] = row['checkpoint']
+            rows.append(row)
     print('\nToyVIS results (AP = YouTube-VIS 2022 style mean of AP_S on '
-          'val and AP_L on long_val)')
+          'val and AP_L on long_val; the teacher is offline, the others '
+          'online)')
     print(format_table(rows))
     print(f'total wall time {time.time() - t0:.0f} s')
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(rows, f, indent=1)
+    return rows
 
 
 if __name__ == '__main__':

@@ -25,7 +25,8 @@ def _replace_prefix(node: Any, old_roots: Set[str], new_root: str) -> Any:
         return node
     if isinstance(node, dict):
         for key in list(node.keys()):
-            node[key] = _replace_prefix(node[key], old_roots, new_root)
+            if key != 'data_root':  # already the new root
+                node[key] = _replace_prefix(node[key], old_roots, new_root)
         return node
     if isinstance(node, list):
         return [_replace_prefix(v, old_roots, new_root) for v in node]
@@ -34,8 +35,9 @@ def _replace_prefix(node: Any, old_roots: Set[str], new_root: str) -> Any:
 
 def set_data_root(cfg: Config, data_root: str) -> Config:
     """Point every dataset of ``cfg`` (train/val/test, nested
-    ``ConcatDataset``s included) and every evaluator ``ann_file`` that lived
-    under the old data root at ``data_root``.
+    ``ConcatDataset``s and ``MultiImageMixDataset``s included), every path
+    in the dataloaders (e.g. Minor-Paste's ``ann_file``) and every evaluator
+    ``ann_file`` that lived under the old data root at ``data_root``.
 
     Configs build evaluator paths as ``data_root + 'annotations/...'`` at
     parse time, so overriding the ``data_root`` variable alone would leave
@@ -43,9 +45,13 @@ def set_data_root(cfg: Config, data_root: str) -> Config:
     """
     new_root = data_root.rstrip('/') + '/'
     old_roots: Set[str] = set()
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    for key in loaders:
         if cfg.get(key):
             _walk_data_roots(cfg[key], new_root, old_roots)
+    for key in loaders:
+        if cfg.get(key):
+            _replace_prefix(cfg[key], old_roots, new_root)
     for key in ('val_evaluator', 'test_evaluator'):
         evaluator = cfg.get(key)
         if evaluator:

@@ -225,3 +225,20 @@ def test_without_kd_the_student_is_idol_and_needs_no_teacher():
     assert model._teacher is None
     with pytest.raises(KeyError, match='teacher'):
         build(ookd_cfg(teacher=None))
+
+
+def test_toy_offline_teacher_without_checkpoints_gives_finite_kd():
+    """A real OfflineTeacher built by the distiller is initialised (DETR's
+    level_embed is not left as uninitialised memory)."""
+    teacher_cfg = osp.join(
+        osp.dirname(TOY_CFG), 'vita-teacher_r18-tiny_1xb2-toyvis.py')
+    model = build(
+        ookd_cfg(
+            teacher=dict(
+                config=teacher_cfg,
+                checkpoint=None,
+                cfg_options=dict(online_checkpoint=None)))).train()
+    data = model.data_preprocessor(clip_sample(), training=True)
+    losses = model(**data, mode='loss')
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert 0.0 <= losses['loss_kd'].item() <= 2.0

@@ -76,6 +76,10 @@ def build_frozen_teacher(config: Union[str, dict, Config],
             f'OOKD teacher checkpoint not found: {checkpoint} (train the '
             'teacher first, or set model.teacher.checkpoint)')
     teacher = MODELS.build(model_cfg.to_dict())
+    # Parameters a checkpoint does not cover must not stay uninitialised
+    # memory (e.g. DETR's level_embed); loaded weights overwrite the rest.
+    if hasattr(teacher, 'init_weights'):
+        teacher.init_weights()
     if checkpoint is not None:
         load_checkpoint(
             teacher,
