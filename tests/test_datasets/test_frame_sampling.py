@@ -5,7 +5,11 @@ from collections import Counter
 import pytest
 from mmdet.registry import TRANSFORMS
 
-from mmookd.datasets.transforms import ClipFrameSample, KeyRefFrameSample
+from mmookd.datasets.transforms import (
+    ClipFrameSample,
+    KeyRefClipSample,
+    KeyRefFrameSample,
+)
 
 
 def video_infos(length: int, key_frame_id=None) -> dict:
@@ -153,3 +157,23 @@ def test_clip_edge_cases():
         assert frames[-1] - frames[0] <= 4
     with pytest.raises(ValueError, match='num_frames'):
         ClipFrameSample(num_frames=0)
+
+
+def test_key_ref_clip_sample_for_ookd():
+    """[key, ref, context...]: the pair is IDOL's, the context lies within
+    the range of the key, and only the key is flagged."""
+    sampler = TRANSFORMS.build(
+        dict(type='KeyRefClipSample', num_frames=4, frame_range=3))
+    random.seed(0)
+    for _ in range(300):
+        out = sampler(video_infos(30))
+        key, ref, *context = out['frame_id']
+        assert out['key_frame_flags'] == [True, False, False, False]
+        assert out['video_length'] == [4] * 4
+        assert 0 <= key < ref <= key + 3
+        assert len(context) == 2 and context == sorted(context)
+        assert all(1 <= abs(c - key) <= 3 for c in context)
+    # a 1-frame video repeats its only frame
+    assert sampler(video_infos(1))['frame_id'] == [0, 0, 0, 0]
+    with pytest.raises(ValueError, match='num_frames'):
+        KeyRefClipSample(num_frames=1)
