@@ -21,9 +21,11 @@ switches / fragmentation with
 Example::
 
     python tools/analysis/toy_tracking_benchmark.py \\
-        --checkpoint work_dirs/toy_pipeline/idol_r18-tiny_1xb2-1500it_toyvis/iter_1500.pth \\
         --out work_dirs/toy_tracking_benchmark.json
-"""  # noqa: E501
+
+(default: the main job's IDOL baseline, seed 0; ``--config
+configs/toy/ookd_r18-tiny_1xb2-toyvis.py`` measures the OOKD student.)
+"""
 import argparse
 import copy
 import glob
@@ -50,7 +52,7 @@ from mmookd.evaluation.functional.identity_survival import identity_survival
 from mmookd.evaluation.metrics import YTVISMetric
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEFAULT_CONFIG = 'configs/toy/idol_r18-tiny_1xb2-1500it_toyvis.py'
+DEFAULT_CONFIG = 'configs/toy/ookd_r18-tiny_1xb2-toyvis_no-kd.py'
 DEFAULT_WORK_DIR = 'work_dirs/toy_pipeline'  # tools/toy_pipeline.py's
 SPLITS = ('val', 'long_val')
 
@@ -119,11 +121,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def default_checkpoint(config: str, work_dir: str = DEFAULT_WORK_DIR) -> str:
     """Final checkpoint of ``tools/toy_pipeline.py`` for ``config``.
 
-    ``{work_dir}/{config stem}/iter_{max_iters}.pth``; if only ``--retrain``
-    runs (``{stem}_{timestamp}``) have it, the newest of those.
+    ``{work_dir}/{config stem}_seed0/iter_{max_iters}.pth``; if only
+    ``--retrain`` runs (``{stem}_seed0_{timestamp}``) have it, the newest of
+    those.
     """
     cfg = Config.fromfile(config)
-    stem = osp.splitext(osp.basename(config))[0]
+    stem = osp.splitext(osp.basename(config))[0] + '_seed0'
     name = f"iter_{cfg.train_cfg['max_iters']}.pth"
     path = osp.join(work_dir, stem, name)
     if osp.isfile(path):
