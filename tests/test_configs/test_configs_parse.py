@@ -10,8 +10,7 @@ from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
-    glob.glob(osp.join(ROOT, 'configs', '*.py')) +
-    glob.glob(osp.join(ROOT, 'configs', '*', '*.py')))
+    glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
 CONFIGS = [c for c in CONFIGS if '_base_' not in c]
 
 
@@ -36,8 +35,10 @@ def test_config_parses_and_resolves(path):
     assert MODELS.get(cfg.model.type) is not None
     for key in ('val_evaluator', 'test_evaluator'):
         evaluator = cfg.get(key)
-        if evaluator:
-            assert METRICS.get(evaluator.type) is not None
+        # one metric or a list of them (mmengine's Evaluator takes both)
+        for metric in (evaluator if isinstance(evaluator, list) else
+                       [evaluator] if evaluator else []):
+            assert METRICS.get(metric.type) is not None
     loader = cfg.get('test_dataloader')
     if loader:
         assert DATASETS.get(loader.dataset.type) is not None

@@ -1,6 +1,7 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 from .identity_survival import identity_survival
 from .results_io import SUBMISSION_SUFFIX, dump_ytvis_results
+from .temporal_consistency import pair_track_ious, warp_masks_nearest
 from .ytvis_eval import (
     YTVIS_METRIC_NAMES,
     NumpySafeYTVISeval,
@@ -16,5 +17,6 @@ __all__ = [
     'SUBMISSION_SUFFIX', 'dump_ytvis_results', 'YTVIS_METRIC_NAMES',
     'NumpySafeYTVISeval', 'encode_binary_masks', 'evaluate_ytvis',
     'evaluate_ytvis_subsets', 'load_ytvis_gt', 'load_ytvis_results',
-    'to_compressed_rle', 'identity_survival'
+    'to_compressed_rle', 'identity_survival', 'pair_track_ious',
+    'warp_masks_nearest'
 ]

@@ -12,7 +12,11 @@ The whole method in one place (paper Fig. 3):
    student query ``sigma_m`` and the teacher query ``sigma_off_m`` of lowest
    cost (eqs. 2-3); the other queries are filtered out;
 4. **L_KD** = mean over the matched pairs of ``1 - cos(f_off, f)`` (eq. 4)
-   and ``L_total = L_IDOL + lambda_4 L_KD`` (eq. 5).
+   and ``L_total = L_IDOL + lambda_4 L_KD`` (eq. 5);
+5. optional **extra terms** (``extra_distill``, issue #6): the companion
+   losses of papers A / B on the same GT-anchored pairs, the teacher's
+   frozen online model and the recorded deformable attention
+   (:mod:`mmookd.models.vis.distill_terms`).
 
 The distiller *is* the student: :class:`OOKD` subclasses :class:`IDOL`, so
 its parameters, checkpoints and test-time behaviour are exactly IDOL's and a
@@ -35,6 +39,7 @@ from mmengine.runner.checkpoint import load_checkpoint
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from .distill_terms import DistillBatch, DistillFrame, DistillTerms
 from .idol import IDOL, FrameOutputs
 
 
@@ -137,6 +142,11 @@ class OOKD(IDOL):
         kd_frames (str): Which student frames are distilled: ``'both'``
             (key and reference; default: both are student outputs of the
             same clip) or ``'key'``. The paper does not say.
+        extra_distill (list[dict], optional): Extra distillation terms
+            added to L_total, each a registered loss config with its
+            ``inputs`` (what it consumes) and ``name``; see
+            :mod:`mmookd.models.vis.distill_terms` and
+            ``docs/companion_losses.md``. Defaults to None (OOKD alone).
         **kwargs: :class:`IDOL`'s arguments (the student).
     """
 
@@ -148,6 +158,7 @@ class OOKD(IDOL):
                      type='CosineKDLoss', loss_weight=1.0),
                  association: str = 'qfa',
                  kd_frames: str = 'both',
+                 extra_distill: Optional[list] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if association not in ('qfa', 'index'):
@@ -156,7 +167,8 @@ class OOKD(IDOL):
         if kd_frames not in ('both', 'key'):
             raise ValueError(
                 f"kd_frames must be 'both' or 'key', got {kd_frames!r}")
-        if loss_kd is not None:
+        self.extra_distill = DistillTerms(extra_distill)
+        if loss_kd is not None or self.extra_distill.needs_teacher:
             if teacher is None or 'config' not in teacher:
                 raise KeyError(
                     'model.teacher needs a `config` (the teacher config '
@@ -185,6 +197,22 @@ class OOKD(IDOL):
                                      self.teacher_cfg.get('cfg_options')))
         return self._teacher
 
+    @property
+    def teacher_online(self) -> nn.Module:
+        """The teacher's frozen per-frame model: ``teacher.online`` (the
+        trained IDOL of an :class:`OfflineTeacher`), or the teacher itself
+        if it has ``forward_frames``. Source of the ``teacher='online'``
+        extra terms (same architecture as the student)."""
+        online = getattr(self.teacher, 'online', None)
+        if online is None and callable(
+                getattr(self.teacher, 'forward_frames', None)):
+            online = self.teacher
+        if online is None:
+            raise TypeError(
+                f'{type(self.teacher).__name__} has no frozen online model '
+                "(`online`) for the extra terms with teacher='online'")
+        return online
+
     # ------------------------------------------------------------------
     # training
     # ------------------------------------------------------------------
@@ -205,18 +233,36 @@ class OOKD(IDOL):
             'OOKD trains on (N, T >= 2, C, H, W) samples'
         key_imgs, ref_imgs, key_samples, ref_samples = self.split_key_ref(
             inputs, data_samples)
-        outputs = self.forward_frames(
-            torch.cat([key_imgs, ref_imgs]), key_samples + ref_samples)
+        imgs = torch.cat([key_imgs, ref_imgs])
+        samples = key_samples + ref_samples
+        # attention-map terms record the student's deformable attention;
+        # the hooks exist only inside this block
+        with self.extra_distill.record(self) as student_attention:
+            outputs = self.forward_frames(imgs, samples)
         key_out, ref_out = self.split_outputs(outputs, len(key_samples))
         losses = self.loss_by_outputs(key_out, ref_out, key_samples,
                                       ref_samples)
+        knowledge = None
+        if self.loss_kd is not None or self.extra_distill.needs_offline:
+            knowledge = [
+                self.teacher_knowledge(clip, sample)
+                for clip, sample in zip(inputs, data_samples)
+            ]
         if self.loss_kd is not None:
             losses['loss_kd'] = self.loss_distill(inputs, data_samples,
-                                                  outputs)
+                                                  outputs, knowledge)
+        if len(self.extra_distill):
+            losses.update(
+                self.extra_distill(
+                    self.distill_batch(imgs, samples, data_samples, outputs,
+                                       knowledge, student_attention)))
         return losses
 
-    def loss_distill(self, inputs: Tensor, data_samples: TrackSampleList,
-                     student_out: FrameOutputs) -> Tensor:
+    def loss_distill(self,
+                     inputs: Tensor,
+                     data_samples: TrackSampleList,
+                     student_out: FrameOutputs,
+                     knowledge: Optional[list] = None) -> Tensor:
         """L_KD (eq. 4) over the distilled frames of the batch.
 
         Args:
@@ -224,6 +270,8 @@ class OOKD(IDOL):
             data_samples (list[:obj:`TrackDataSample`]): The samples.
             student_out (dict): :meth:`forward_frames` outputs of the key
                 frames followed by the reference frames.
+            knowledge (list[tuple], optional): :meth:`teacher_knowledge` of
+                every sample, if already computed.
 
         Returns:
             Tensor: The weighted KD loss, averaged over all matched pairs.
@@ -234,18 +282,20 @@ class OOKD(IDOL):
             frame_sets.append(('ref', num_videos))
         student_feats, teacher_feats = [], []
         for vid, sample in enumerate(data_samples):
-            knowledge, order = self.teacher_knowledge(inputs[vid], sample)
+            knowledge_v, order = (
+                knowledge[vid] if knowledge is not None else
+                self.teacher_knowledge(inputs[vid], sample))
             for kind, offset in frame_sets:
                 frame_idx = (
                     sample.key_frames_inds[0]
                     if kind == 'key' else sample.ref_frames_inds[0])
-                s_idx, t_idx = self.associate(student_out,
-                                              offset + vid, knowledge,
+                s_idx, t_idx = self.associate(student_out, offset + vid,
+                                              knowledge_v,
                                               order.index(frame_idx),
                                               sample[frame_idx])
                 student_feats.append(student_out['embeds'][offset + vid,
                                                            s_idx])
-                teacher_feats.append(knowledge['embeds'][t_idx])
+                teacher_feats.append(knowledge_v['embeds'][t_idx])
         student_feats = torch.cat(student_feats)
         teacher_feats = torch.cat(teacher_feats).to(student_feats.dtype)
         return self.loss_kd(student_feats, teacher_feats)
@@ -259,11 +309,7 @@ class OOKD(IDOL):
             tuple: the teacher's ``forward_clip`` output and ``order``, the
             sample's frame indices in the teacher's (time) order.
         """
-        teacher = self.teacher
-        param = next(teacher.parameters(), None)
-        if param is not None and param.device != clip.device:
-            teacher.to(clip.device)
-        teacher.eval()
+        teacher = self._teacher_to(clip.device)
         frame_ids = [
             sample[i].metainfo.get('frame_id', i) for i in range(len(sample))
         ]
@@ -271,6 +317,114 @@ class OOKD(IDOL):
         knowledge = teacher.forward_clip(clip[order],
                                          [sample[i] for i in order])
         return knowledge, order
+
+    def _teacher_to(self, device: torch.device) -> nn.Module:
+        teacher = self.teacher
+        param = next(teacher.parameters(), None)
+        if param is not None and param.device != device:
+            teacher.to(device)
+        teacher.eval()
+        return teacher
+
+    @torch.no_grad()
+    def online_teacher_frames(self, imgs: Tensor,
+                              samples: list) -> Tuple[FrameOutputs, dict]:
+        """The teacher's frozen online model on the student's frames, with
+        its deformable attention recorded for the attention terms.
+
+        Returns:
+            tuple: ``forward_frames`` outputs and the recorders (or None).
+        """
+        self._teacher_to(imgs.device)
+        online = self.teacher_online.eval()
+        with self.extra_distill.record(online, detach=True) as attention:
+            outputs = online.forward_frames(imgs, samples)
+        return outputs, attention
+
+    def distill_batch(self, imgs: Tensor, samples: list,
+                      data_samples: TrackSampleList, outputs: FrameOutputs,
+                      knowledge: Optional[list],
+                      student_attention: Optional[dict]) -> DistillBatch:
+        """Inputs of the extra terms: for every student frame, the query
+        QFA matches to each GT instance for the student, the offline
+        teacher and the teacher's online model (GT-anchored pairs,
+        eqs. 2-3), plus the teacher outputs and recorded attention."""
+        online, teacher_attention = None, None
+        if self.extra_distill.needs_online:
+            online, teacher_attention = self.online_teacher_frames(
+                imgs, samples)
+        num_videos = len(data_samples)
+        frames = []
+        for i, frame_sample in enumerate(samples):
+            vid, kind = i % num_videos, 'key' if i < num_videos else 'ref'
+            gt = frame_sample.gt_instances
+            frame = DistillFrame(
+                index=i,
+                video=vid,
+                kind=kind,
+                teacher_frame=-1,
+                sample=frame_sample,
+                instance_ids=gt.instances_ids.to(imgs.device),
+                gt_boxes=self._as_tensor(gt.bboxes).to(imgs.device),
+                student=self.match_gt(*self._last_layer(outputs, i),
+                                      frame_sample))
+            if knowledge is not None:
+                knowledge_v, order = knowledge[vid]
+                sample = data_samples[vid]
+                inds = sample.key_frames_inds if kind == 'key' else \
+                    sample.ref_frames_inds
+                frame.teacher_frame = order.index(inds[0])
+                frame.offline = self.match_gt(
+                    knowledge_v['cls_scores'][frame.teacher_frame],
+                    knowledge_v['bbox_preds'][frame.teacher_frame],
+                    frame_sample)
+            if online is not None:
+                frame.online = self.match_gt(*self._last_layer(online, i),
+                                             frame_sample)
+            frames.append(frame)
+        return DistillBatch(
+            student_model=self,
+            imgs=imgs,
+            student=outputs,
+            frames=frames,
+            distilled=self._distilled_kinds(),
+            knowledge=[k for k, _ in knowledge] if knowledge else None,
+            online_model=self.teacher_online if online is not None else None,
+            online=online,
+            student_attention=student_attention,
+            teacher_attention=teacher_attention)
+
+    def _distilled_kinds(self) -> Tuple[str, ...]:
+        return ('key', 'ref') if self.kd_frames == 'both' else ('key', )
+
+    @staticmethod
+    def _last_layer(outputs: FrameOutputs, idx: int) -> Tuple[Tensor, Tensor]:
+        """Last-layer class logits and boxes of frame ``idx``."""
+        return outputs['cls_scores'][-1, idx], outputs['bbox_preds'][-1, idx]
+
+    def match_gt(self, cls_scores: Tensor, bbox_preds: Tensor,
+                 frame_sample: DetDataSample) -> Tensor:
+        """QFA (eqs. 2-3) of one model's predictions in one frame.
+
+        Args:
+            cls_scores (Tensor): (Q, K) class logits.
+            bbox_preds (Tensor): (Q, 4) normalised cxcywh boxes.
+            frame_sample (:obj:`DetDataSample`): With ``gt_instances``.
+
+        Returns:
+            Tensor: (M,) the query matched to each GT instance, -1 where
+            filtered out.
+        """
+        device = cls_scores.device
+        gt = frame_sample.gt_instances
+        gt_instances = InstanceData(
+            labels=gt.labels.to(device),
+            bboxes=self._as_tensor(gt.bboxes).to(device))
+        img_shape = frame_sample.metainfo['img_shape']
+        pred = InstanceData(
+            scores=cls_scores,
+            bboxes=self.head.boxes_to_xyxy(bbox_preds.to(device), img_shape))
+        return self.qfa.assign(pred, gt_instances).matched_pred_inds
 
     def associate(self, student_out: FrameOutputs, student_idx: int,
                   knowledge: Dict[str, Tensor], teacher_frame: int,
@@ -290,21 +444,12 @@ class OOKD(IDOL):
                       knowledge['embeds'].size(0))
             inds = torch.arange(num, device=device)
             return inds, inds
-        gt = frame_sample.gt_instances
-        gt_instances = InstanceData(
-            labels=gt.labels.to(device),
-            bboxes=self._as_tensor(gt.bboxes).to(device))
-        img_shape = frame_sample.metainfo['img_shape']
-        student_pred = InstanceData(
-            scores=student_out['cls_scores'][-1, student_idx],
-            bboxes=self.head.boxes_to_xyxy(
-                student_out['bbox_preds'][-1, student_idx], img_shape))
-        teacher_pred = InstanceData(
-            scores=knowledge['cls_scores'][teacher_frame].to(device),
-            bboxes=self.head.boxes_to_xyxy(
-                knowledge['bbox_preds'][teacher_frame].to(device), img_shape))
-        s_inds = self.qfa.assign(student_pred, gt_instances).matched_pred_inds
-        t_inds = self.qfa.assign(teacher_pred, gt_instances).matched_pred_inds
+        s_inds = self.match_gt(student_out['cls_scores'][-1, student_idx],
+                               student_out['bbox_preds'][-1, student_idx],
+                               frame_sample)
+        t_inds = self.match_gt(
+            knowledge['cls_scores'][teacher_frame].to(device),
+            knowledge['bbox_preds'][teacher_frame], frame_sample)
         keep = (s_inds >= 0) & (t_inds >= 0)
         return s_inds[keep], t_inds[keep]
 

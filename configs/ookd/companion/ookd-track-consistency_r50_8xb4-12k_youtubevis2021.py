@@ -1,0 +1,16 @@
+# Companion distillation term (issue #6, docs/companion_losses.md) added to
+# the flagship OOKD (configs/ookd_r50.py): the flow-free instance-level
+# temporal term (SEED §2.13 (b), our design): 1 - cos of the student's
+# embeddings of the same GT track at the key and reference frames.
+# The extra term's key appears in the training log as
+# `loss_track_consistency`.
+_base_ = ['../../ookd_r50.py']
+
+model = dict(extra_distill=[
+    dict(
+        type='InstanceTemporalConsistencyLoss',
+        metric='cosine',
+        loss_weight=1.0,
+        inputs=dict(kind='track_embeds', field='embeds'),
+        name='loss_track_consistency'),
+])
