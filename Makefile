@@ -23,4 +23,5 @@ format: install
 	$(VENV)/bin/yapf -i --recursive mmookd tools tests configs
 
 test: install lint
+	bash scripts/install_test_videos.sh
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
