@@ -36,21 +36,15 @@ model = dict(
 dataset_type = 'YTVISDataset'
 dataset_version = '2021'
 data_root = 'data/youtube_vis_2021/'
-backend_args = None
-train_short_sides = [320, 352, 392, 416, 448, 480, 512, 544, 576, 608, 640]
-train_max_size = 768
 num_sample_frames = 4
 
+# IDOL's pipeline (the base config), split around Minor-Paste: its frame
+# sampler becomes KeyRefClipSample, its loading step and its augmentation
+# (crop branch, resize, flip, pack) are reused as they are.
 load_pipeline = [
     dict(
         type='KeyRefClipSample', num_frames=num_sample_frames, frame_range=10),
-    dict(
-        type='TransformBroadcaster',
-        share_random_params=True,
-        transforms=[
-            dict(type='LoadImageFromFile', backend_args=backend_args),
-            dict(type='LoadTrackAnnotations', with_mask=True),
-        ]),
+    _base_.train_pipeline[1],
 ]
 minor_paste = dict(
     type='MinorPaste',
@@ -59,35 +53,7 @@ minor_paste = dict(
     minor_thr=0.10,
     ann_file=data_root + 'train/instances.json',
     dataset_version=dataset_version)
-augment_pipeline = [
-    dict(
-        type='RandomApply',
-        prob=0.5,
-        transforms=[
-            dict(
-                type='TransformBroadcaster',
-                share_random_params=False,
-                transforms=[
-                    dict(
-                        type='RandomCrop',
-                        crop_type='absolute_range',
-                        crop_size=(384, 600),
-                        allow_negative_crop=True,
-                        recompute_bbox=True)
-                ])
-        ]),
-    dict(
-        type='TransformBroadcaster',
-        share_random_params=True,
-        transforms=[
-            dict(
-                type='RandomChoiceResize',
-                scales=[(train_max_size, s) for s in train_short_sides],
-                keep_ratio=True),
-            dict(type='RandomFlip', prob=0.5),
-        ]),
-    dict(type='PackTrackInputs')
-]
+augment_pipeline = _base_.train_pipeline[2:]
 train_dataloader = dict(
     batch_size=4,
     num_workers=4,

@@ -32,6 +32,7 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import DetDataSample, TrackSampleList
+from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import ConfigType, OptConfigType
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -365,7 +366,7 @@ class OOKD(IDOL):
                 teacher_frame=-1,
                 sample=frame_sample,
                 instance_ids=gt.instances_ids.to(imgs.device),
-                gt_boxes=self._as_tensor(gt.bboxes).to(imgs.device),
+                gt_boxes=get_box_tensor(gt.bboxes).to(imgs.device),
                 student=self.match_gt(*self._last_layer(outputs, i),
                                       frame_sample))
             if knowledge is not None:
@@ -419,7 +420,7 @@ class OOKD(IDOL):
         gt = frame_sample.gt_instances
         gt_instances = InstanceData(
             labels=gt.labels.to(device),
-            bboxes=self._as_tensor(gt.bboxes).to(device))
+            bboxes=get_box_tensor(gt.bboxes).to(device))
         img_shape = frame_sample.metainfo['img_shape']
         pred = InstanceData(
             scores=cls_scores,
@@ -452,8 +453,3 @@ class OOKD(IDOL):
             knowledge['bbox_preds'][teacher_frame], frame_sample)
         keep = (s_inds >= 0) & (t_inds >= 0)
         return s_inds[keep], t_inds[keep]
-
-    @staticmethod
-    def _as_tensor(bboxes) -> Tensor:
-        """mmdet box structures or tensors -> (M, 4) xyxy tensor."""
-        return bboxes.tensor if hasattr(bboxes, 'tensor') else bboxes
