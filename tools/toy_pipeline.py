@@ -14,10 +14,13 @@
    style, and print the AP table.
 
 ``--ablation`` adds the paper's Tables 4-5 rows in miniature (KD without
-QFA, KD + QFA, Minor-Paste only) and ``--seeds`` repeats the fine-tuning
-runs. Existing data and checkpoints are reused, never overwritten: a second
-run only evaluates (``--retrain`` trains again into fresh, timestamped work
-dirs).
+QFA, KD + QFA, Minor-Paste only), ``--companion`` the OOKD run plus each
+companion distillation term (docs/companion_losses.md), ``--tc`` paper A's
+temporal consistency next to AP (flow from OpenCV's DIS: no weights
+needed), and ``--seeds`` repeats the fine-tuning runs (``--shared-teacher``:
+every seed distils from the first seed's teacher). Existing data and
+checkpoints are reused, never overwritten: a second run only evaluates
+(``--retrain`` trains again into fresh, timestamped work dirs).
 """
 import argparse
 import json
@@ -25,7 +28,7 @@ import os
 import os.path as osp
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -53,12 +56,34 @@ RUNS = {
     'minor-paste': ('Minor-Paste only',
                     TOY + 'ookd_r18-tiny_1xb2-toyvis_minor-paste-only.py'),
 }
+COMPANION = TOY + 'companion/ookd-{}_r18-tiny_1xb2-toyvis.py'
+# flow-free or box-flow terms only: RAFT weights cannot be had here
+COMPANION_RUNS = {
+    'tl-box': '+ temporal loss (box flow)',
+    'track-consistency': '+ instance temporal consistency',
+    'pixel-kd': '+ pixel-wise KL',
+    'pairwise': '+ pair-wise similarity',
+    'pf': '+ cross-frame affinity',
+    'cka': '+ CKA attention',
+    'dist': '+ inter/intra-object relation',
+}
+RUNS.update({
+    key: (name, COMPANION.format(key))
+    for key, name in COMPANION_RUNS.items()
+})
 MAIN_RUNS = ['baseline', 'teacher', 'student']
 ABLATION_RUNS = ['kd-no-qfa', 'kd-qfa', 'minor-paste']
+# the rows each run needs first (their checkpoints)
+NEEDS = {'baseline': [], 'teacher': ['baseline']}
+TC_EVALUATOR = dict(
+    type='TemporalConsistencyMetric',
+    flow=dict(type='OpenCVFlowProvider', method='dis', preset='medium'),
+    occlusion='fb')
 TABLE_KEYS = [('AP', 'segm_mAP'), ('AP_S', 'short/segm_mAP'),
               ('AP_L', 'long/segm_mAP'), ('AP50_S', 'short/segm_mAP_50'),
               ('AP50_L', 'long/segm_mAP_50'), ('AR10_S', 'short/segm_AR@10'),
               ('AR10_L', 'long/segm_AR@10')]
+TC_KEYS = [('TC_S', 'tc/TC_short'), ('TC_L', 'tc/TC_long')]
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,6 +92,16 @@ def parse_args() -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data-root', default='data/toyvis')
     parser.add_argument('--work-dir', default='work_dirs/toy_pipeline')
+    parser.add_argument(
+        '--num-val',
+        type=int,
+        help='ToyVIS val videos (generator default: 8); the train split '
+        'does not change, a larger val split keeps the first videos. Use a '
+        'data root of its own: an existing dataset is never replaced')
+    parser.add_argument(
+        '--num-long-val',
+        type=int,
+        help='ToyVIS long_val videos (generator default: 6)')
     parser.add_argument(
         '--iters',
         type=int,
@@ -79,6 +114,26 @@ def parse_args() -> argparse.Namespace:
         '--ablation',
         action='store_true',
         help='also run KD without QFA, KD + QFA and Minor-Paste only')
+    parser.add_argument(
+        '--companion',
+        action='store_true',
+        help='also run OOKD + each companion term (flow-free / box flow)')
+    parser.add_argument(
+        '--rows',
+        nargs='+',
+        choices=sorted(RUNS),
+        help='run exactly these rows (and the ones they need) instead of '
+        'the main rows + --ablation / --companion')
+    parser.add_argument(
+        '--tc',
+        action='store_true',
+        help='also report temporal consistency (TC, paper A) of every row, '
+        'flow from OpenCV DIS')
+    parser.add_argument(
+        '--shared-teacher',
+        action='store_true',
+        help='train the teacher once (first seed) and distil every seed '
+        'from it, as from a fixed pre-trained teacher')
     parser.add_argument(
         '--seeds',
         type=int,
@@ -157,6 +212,11 @@ def run(key: str, args: argparse.Namespace, seed: int,
     if key == 'teacher':
         test_cfg.model.online_checkpoint = None  # all in the teacher ckpt
     test_cfg.load_from = ckpt
+    if args.tc:
+        ytvis = test_cfg.test_evaluator
+        test_cfg.test_evaluator = [
+            ytvis, dict(TC_EVALUATOR, ann_file=ytvis.ann_file)
+        ]
     t0 = time.time()
     metrics = Runner.from_cfg(test_cfg).test()
     return dict(
@@ -168,16 +228,42 @@ def run(key: str, args: argparse.Namespace, seed: int,
         test_s=time.time() - t0)
 
 
-def format_table(rows: List[Dict]) -> str:
-    head = ['model', 'seed'] + [k for k, _ in TABLE_KEYS
-                                ] + ['train s', 'test s']
+def needs(key: str) -> List[str]:
+    """Rows whose checkpoints ``key`` needs: the teacher needs the
+    baseline, every distilled row the teacher, the others nothing."""
+    if key in NEEDS:
+        return NEEDS[key]
+    cfg = Config.fromfile(osp.join(ROOT, RUNS[key][1]))
+    return ['teacher'] if cfg.model.get('loss_kd') is not None else []
+
+
+def run_order(keys: List[str], done: Sequence[str] = ()) -> List[str]:
+    """``keys`` with what they need first, each once; ``done`` rows (a
+    shared teacher) are neither run nor expanded."""
+    order: List[str] = []
+
+    def visit(key: str) -> None:
+        if key in done:
+            return
+        for dep in needs(key):
+            visit(dep)
+        if key not in order:
+            order.append(key)
+
+    for key in keys:
+        visit(key)
+    return order
+
+
+def format_table(rows: List[Dict], tc: bool = False) -> str:
+    keys = [(k, f'youtube_vis/{v}') for k, v in TABLE_KEYS]
+    keys += TC_KEYS if tc else []
+    head = ['model', 'seed'] + [k for k, _ in keys] + ['train s', 'test s']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for row in rows:
         m = row['metrics']
-        vals = [
-            '%.3f' % m.get(f'youtube_vis/{key}', float('nan'))
-            for _, key in TABLE_KEYS
-        ]
+        vals = [('%.1f' if name.startswith('TC') else '%.3f') %
+                m.get(key, float('nan')) for name, key in keys]
         lines.append('| ' + ' | '.join(
             [row['name'], str(row['seed'])] + vals +
             ['%.0f' %
@@ -188,21 +274,31 @@ def format_table(rows: List[Dict]) -> str:
 def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
     args = args or parse_args()
     t0 = time.time()
-    paths = generate_toyvis(args.data_root)
+    sizes = {
+        k: v
+        for k, v in (('num_val', args.num_val),
+                     ('num_long_val', args.num_long_val)) if v is not None
+    }
+    paths = generate_toyvis(args.data_root, **sizes)
     print(f'ToyVIS ready in {args.data_root} ({time.time() - t0:.1f} s): '
           f'{sorted(paths)}')
     rows = []
+    wanted = args.rows or (MAIN_RUNS +
+                           (ABLATION_RUNS if args.ablation else []) +
+                           (list(COMPANION_RUNS) if args.companion else []))
+    shared: Dict[str, str] = {}
     for seed in args.seeds:
-        deps: Dict[str, str] = {}
-        keys = MAIN_RUNS + (ABLATION_RUNS if args.ablation else [])
-        for key in keys:
+        deps: Dict[str, str] = dict(shared)
+        for key in run_order(wanted, done=list(shared)):
             row = run(key, args, seed, deps)
             deps[key] = row['checkpoint']
             rows.append(row)
+        if args.shared_teacher and not shared:
+            shared = {'teacher': deps['teacher']} if 'teacher' in deps else {}
     print('\nToyVIS results (AP = YouTube-VIS 2022 style mean of AP_S on '
           'val and AP_L on long_val; the teacher is offline, the others '
           'online)')
-    print(format_table(rows))
+    print(format_table(rows, args.tc))
     print(f'total wall time {time.time() - t0:.0f} s')
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)

@@ -210,3 +210,35 @@ def test_real_torchvision_raft_small_builds_without_weights(tmp_path):
         torch.rand(1, 3, 64, 72) * 255,
         torch.rand(1, 3, 64, 72) * 255)
     assert flow.shape == (1, 2, 64, 72) and torch.isfinite(flow).all()
+
+
+def textured_pair(dx: int, dy: int):
+    """A smooth random texture and a copy whose content moved (dx, dy)."""
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randint(0, 255, (1, 3, 64, 80), generator=gen).float()
+    img1 = torch.nn.functional.avg_pool2d(base, 5, 1, 2)
+    return img1, torch.roll(img1, shifts=(dy, dx), dims=(2, 3))
+
+
+@pytest.mark.parametrize('method', ['dis', 'farneback'])
+def test_opencv_flow_recovers_a_known_shift(method):
+    img1, img2 = textured_pair(3, 2)
+    provider = MODELS.build(dict(type='OpenCVFlowProvider', method=method))
+    flow = provider(img1, img2)
+    assert flow.shape == (1, 2, 64, 80) and flow.dtype == torch.float32
+    inner = flow[0, :, 10:-10, 10:-10]
+    assert torch.allclose(inner[0].mean(), torch.tensor(3.0), atol=0.1)
+    assert torch.allclose(inner[1].mean(), torch.tensor(2.0), atol=0.1)
+    # warping frame 2 back with it reproduces frame 1 (convention of warp)
+    err = (warp(img2, flow) - img1)[..., 10:-10, 10:-10].abs().mean()
+    assert err < 0.1 * (img2 - img1)[..., 10:-10, 10:-10].abs().mean()
+
+
+def test_opencv_flow_rejects_bad_options_and_inputs():
+    with pytest.raises(ValueError, match='method'):
+        MODELS.build(dict(type='OpenCVFlowProvider', method='raft'))
+    with pytest.raises(ValueError, match='preset'):
+        MODELS.build(dict(type='OpenCVFlowProvider', preset='slow'))
+    provider = MODELS.build(dict(type='OpenCVFlowProvider'))
+    with pytest.raises(ValueError, match='RGB'):
+        provider(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))

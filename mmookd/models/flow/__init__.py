@@ -6,11 +6,12 @@ from .flow_provider import (
     TorchScriptFlowProvider,
     ZeroFlowProvider,
 )
+from .opencv_flow import OpenCVFlowProvider
 from .raft import RAFTFlowProvider
 from .warp import fb_consistency_mask, photometric_occlusion, resize_flow, warp
 
 __all__ = [
-    'BaseFlowProvider', 'BoxFlowProvider', 'RAFTFlowProvider',
-    'TorchScriptFlowProvider', 'ZeroFlowProvider', 'warp', 'resize_flow',
-    'photometric_occlusion', 'fb_consistency_mask'
+    'BaseFlowProvider', 'BoxFlowProvider', 'OpenCVFlowProvider',
+    'RAFTFlowProvider', 'TorchScriptFlowProvider', 'ZeroFlowProvider', 'warp',
+    'resize_flow', 'photometric_occlusion', 'fb_consistency_mask'
 ]
