@@ -4,7 +4,9 @@
 # teacher).
 _base_ = ['./vita-teacher_r18-tiny_1xb2-toyvis.py']
 
-model = dict(aggregator=dict(_delete_=True, type='TokenAverageAggregator'))
+model = dict(
+    aggregator=dict(_delete_=True, type='TokenAverageAggregator'),
+    loss_assoc=None)  # token average learns no association
 
 train_dataloader = None
 train_cfg = None

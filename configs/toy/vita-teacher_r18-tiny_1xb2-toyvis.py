@@ -1,7 +1,7 @@
 # OOKD's offline teacher on ToyVIS (papers/ookd_paper.md Sec. 3.2, 4.1):
 # the toy IDOL (configs/toy/idol_r18-tiny_1xb2-1500it_toyvis.py), frozen,
 # + a small VITA aggregator (hidden 64, 2 encoder / 2 decoder layers,
-# 10 object queries) trained on 4-frame clips for a few hundred CPU
+# 20 object queries) trained on 4-frame clips for a few hundred CPU
 # iterations. Train the toy IDOL first; its final checkpoint is loaded.
 _base_ = ['./idol_r18-tiny_1xb2-1500it_toyvis.py']
 
@@ -19,7 +19,7 @@ model = dict(
         type='VITAAggregator',
         embed_dims=embed_dims,
         num_frame_queries=num_frame_queries,
-        num_queries=10,
+        num_queries=20,
         encoder=dict(
             type='ObjectTokenEncoder',
             num_layers=2,
@@ -33,10 +33,15 @@ model = dict(
             num_heads=4,
             feedforward_channels=256,
             dropout=0.0),
-        frame_query_select='all'),
+        frame_query_select='all',
+        # our design: offline query = association read-out of the frame
+        # queries + gated decoder output; association supervised like
+        # VITA's similarity loss (docs/benchmarks.md: AP_S 0.028 -> 0.128)
+        query_readout=True),
     deep_supervision=True,
+    loss_assoc=dict(type='CrossEntropyLoss', loss_weight=0.5),
     train_cfg=dict(num_frame_layers=1, mask_on_absent_frames=False),
-    test_cfg=dict(chunk_size=18, max_per_video=10, offload_frames=36))
+    test_cfg=dict(chunk_size=18, max_per_video=20, offload_frames=36))
 
 # 4-frame clips (OOKD Sec. 4.1), one random resize / flip per clip
 img_scale = (192, 128)

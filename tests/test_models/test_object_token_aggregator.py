@@ -260,3 +260,44 @@ def test_token_average_hand_checked():
     assert torch.allclose(out['queries'][0, 1, 0], torch.tensor([11., 1.]))
     with pytest.raises(ValueError, match='token_targets'):
         agg(frame_queries)
+
+
+def test_query_readout_starts_as_the_associated_frame_queries():
+    agg = vita(query_readout=True).eval()
+    frame_queries = torch.randn(2, 5, 6, D)
+    padding = torch.zeros(2, 5, dtype=torch.bool)
+    padding[1, 3:] = True  # clip 1 has 3 real frames
+    with torch.no_grad():
+        out = agg(frame_queries, padding_mask=padding)
+    assoc = out['frame_assoc']
+    assert torch.allclose(out['frame_assoc_log'].exp(), assoc)
+    # gate 0 at init: association-weighted frame queries, mean over the
+    # valid frames only (hand-written loops)
+    for b, num_valid in ((0, 5), (1, 3)):
+        for n in range(4):
+            expect = sum(assoc[-1, b, n, t] @ frame_queries[b, t]
+                         for t in range(num_valid)) / num_valid
+            assert torch.allclose(
+                out['queries'][-1, b, n], expect, atol=1e-5)
+    # a one-hot association reads out exactly the picked frame queries
+    picked = torch.zeros(1, 1, 1, 2, 3)
+    picked[..., 0, 2] = picked[..., 1, 0] = 1
+    tokens = torch.randn(1, 2, 3, D)
+    assert torch.allclose(
+        VITAAggregator.readout(picked, tokens)[0, 0, 0],
+        (tokens[0, 0, 2] + tokens[0, 1, 0]) / 2)
+    # the decoder output enters through the gate, which is trained
+    agg.train()
+    out = agg(frame_queries)
+    (out['queries'].sum() + out['frame_assoc'].pow(2).sum()).backward()
+    assert agg.readout_gate.grad is not None
+    assert agg.readout_gate.grad.abs().sum() > 0
+
+
+def test_log_association_is_minus_inf_on_dropped_queries():
+    agg = vita(frame_query_select='topk', topk=2).eval()
+    out = agg(torch.randn(1, 4, 6, D), frame_scores=torch.randn(1, 4, 6))
+    log_assoc = out['frame_assoc_log']
+    dropped = out['frame_assoc'] == 0
+    assert torch.isneginf(log_assoc[dropped]).all()
+    assert torch.isfinite(log_assoc[~dropped]).all()

@@ -108,7 +108,10 @@ def test_training_updates_only_the_aggregator():
         losses = model(**data, mode='loss')
         loss, _ = model.parse_losses(losses)
         optim.update_params(loss)
-    names = ['loss_cls', 'loss_bbox', 'loss_iou', 'loss_mask', 'loss_dice']
+    names = [
+        'loss_cls', 'loss_bbox', 'loss_iou', 'loss_mask', 'loss_dice',
+        'loss_assoc'
+    ]
     assert set(losses) == set(names) | {f'd0.{n}' for n in names}
     assert all(torch.isfinite(v) and v.dim() == 0 for v in losses.values())
     # IDOL: bit-identical parameters and buffers (BN statistics), no grad
@@ -177,15 +180,15 @@ def test_mask_costs_absent_frame_masks_and_tensor_mode():
     model.mask_head.forward_masks = spy
     losses = model(**data, mode='loss')
     assert all(torch.isfinite(v) for v in losses.values())
-    # per layer and frame: all 10 queries for the mask cost, then both
+    # per layer and frame: all 20 queries for the mask cost, then both
     # matched queries (also in frame 1 where one instance is absent)
-    assert calls == [10, 10, 10, 2, 2, 2] * 2
+    assert calls == [20, 20, 20, 2, 2, 2] * 2
     with torch.no_grad():
         out = model(**data, mode='tensor')
-    assert out['queries'].shape == (2, 1, 10, 64)
-    assert out['cls_scores'].shape == (2, 1, 10, 8)
-    assert out['bbox_preds'].shape == (2, 1, 3, 10, 4)
-    assert out['embeds'].shape == (1, 10, 64)
+    assert out['queries'].shape == (2, 1, 20, 64)
+    assert out['cls_scores'].shape == (2, 1, 20, 8)
+    assert out['bbox_preds'].shape == (2, 1, 3, 20, 4)
+    assert out['embeds'].shape == (1, 20, 64)
 
 
 def test_forward_clip_api(teacher):
@@ -194,10 +197,10 @@ def test_forward_clip_api(teacher):
     imgs, frames = data['inputs'][0], list(data['data_samples'][0])
     out = teacher.forward_clip(imgs, frames)
     assert set(out) == {'embeds', 'cls_scores', 'bbox_preds', 'queries'}
-    assert out['embeds'].shape == (10, 64)
-    assert out['queries'].shape == (10, 64)
-    assert out['cls_scores'].shape == (4, 10, 8)
-    assert out['bbox_preds'].shape == (4, 10, 4)
+    assert out['embeds'].shape == (20, 64)
+    assert out['queries'].shape == (20, 64)
+    assert out['cls_scores'].shape == (4, 20, 8)
+    assert out['bbox_preds'].shape == (4, 20, 4)
     assert all(not v.requires_grad for v in out.values())
     assert ((out['bbox_preds'] > 0) & (out['bbox_preds'] < 1)).all()
     assert torch.allclose(out['embeds'],
@@ -330,7 +333,7 @@ def test_token_average_predict_uses_the_online_tracker():
         for f in out
         for i in f.pred_track_instances.instances_id.tolist()
     }
-    assert 0 < len(ids) <= 10
+    assert 0 < len(ids) <= cfg.model.test_cfg.max_per_video
     for frame in out:
         for rle in frame.pred_track_instances.masks:
             assert mask_util.area(rle) > 0
@@ -388,3 +391,42 @@ def test_full_size_r50_teacher_config():
     assert out['embeds'].shape == (100, 256)
     assert out['cls_scores'].shape == (2, 100, 40)
     assert out['bbox_preds'].shape == (2, 100, 4)
+
+
+def test_association_pairs_by_hand():
+    # 2 matched queries (instances 1 and 0), 3 frames, 4 frame queries
+    log_assoc = torch.randn(2, 3, 4).log_softmax(-1)
+    log_assoc[1, 2, 3] = float('-inf')  # a slot the aggregator dropped
+    targets = torch.tensor([[-1, 1, 0, -1], [0, -1, -1, -1],
+                            [-1, -1, -1, 0]])
+    preds, labels = OfflineTeacher.assoc_pairs(log_assoc, targets,
+                                               torch.tensor([1, 0]))
+    # instance 1: frame 0 slot 1 only; instance 0: frame 0 slot 2, frame 1
+    # slot 0 (frame 2's slot 3 was dropped)
+    assert labels.tolist() == [1, 2, 0]
+    assert torch.equal(preds, log_assoc[[0, 1, 1], [0, 0, 1]])
+
+
+def test_association_loss_trains_the_association():
+    cfg = toy_cfg()
+    cfg.model.aggregator.query_readout = True
+    cfg.model.loss_assoc = dict(type='CrossEntropyLoss', loss_weight=0.5)
+    model = build(cfg.model).train()
+    cfg.optim_wrapper.optimizer.lr = 2e-3  # a few steps on one clip
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    video = clip()
+    values = []
+    for _ in range(8):
+        data = model.data_preprocessor(copy.deepcopy(video), training=True)
+        losses = model(**data, mode='loss')
+        values.append(float(losses['loss_assoc']))
+        assert 'd0.loss_assoc' in losses
+        loss, _ = model.parse_losses(losses)
+        optim.update_params(loss)
+    assert values[0] > 0 and values[-1] < 0.5 * values[0], values
+    # a learnt-association loss on token average is a clear error
+    cfg.model.aggregator = dict(type='TokenAverageAggregator')
+    model = build(cfg.model).train()
+    data = model.data_preprocessor(copy.deepcopy(video), training=True)
+    with pytest.raises(ValueError, match='frame_assoc_log'):
+        model(**data, mode='loss')

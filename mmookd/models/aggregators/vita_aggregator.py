@@ -13,7 +13,15 @@ coordinates, spec §1.3-1.4). The association is read out with two linear
 embeddings, the same construction as VITA's similarity embeddings
 ``sim_embed_frame`` / ``sim_embed_clip`` (spec §2.5), softmax-normalised
 over each frame's queries; it is trained end to end by the box and mask
-losses through those references.
+losses through those references and, like VITA's similarity loss, can be
+supervised directly (``OfflineTeacher(loss_assoc=...)``).
+
+``query_readout=True`` (our design, off by default): each offline query is
+returned as the association-weighted mean of the frame queries it picks
+(over the valid frames) plus a LayerScale-gated decoder output (gate 0 at
+init). The frozen frame heads then decode a vector from the space they
+were trained on from the first iteration, and the decoder learns which
+object to pick and what to add from the clip context.
 """
 from typing import Dict, Optional
 
@@ -59,6 +67,9 @@ class VITAAggregator(BaseModule):
             VITA's: 3 layers, 8 heads, FFN 2048, dropout 0.
         frame_query_select (str): ``'all'`` or ``'topk'``.
         topk (int, optional): Queries per frame for ``'topk'``.
+        query_readout (bool): Offline query = association read-out of the
+            frame queries + gated decoder output (module docstring).
+            Defaults to False (VITA: the decoder output).
         init_cfg (dict, optional): Initialization config.
     """
 
@@ -84,6 +95,7 @@ class VITAAggregator(BaseModule):
                      dropout=0.0),
                  frame_query_select: str = 'all',
                  topk: Optional[int] = None,
+                 query_readout: bool = False,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if frame_query_select not in ('all', 'topk'):
@@ -107,6 +119,10 @@ class VITAAggregator(BaseModule):
         # VITA's sim_embed_frame / sim_embed_clip (spec §2.5)
         self.assoc_frame_proj = nn.Linear(embed_dims, embed_dims)
         self.assoc_query_proj = nn.Linear(embed_dims, embed_dims)
+        self.query_readout = query_readout
+        if query_readout:
+            # LayerScale gate of the decoder output, 0 at init
+            self.readout_gate = nn.Parameter(torch.zeros(embed_dims))
 
     def init_weights(self) -> None:
         """Xavier-uniform association projections, zero biases."""
@@ -147,8 +163,8 @@ class VITAAggregator(BaseModule):
             padding_mask (Tensor, optional): (B, T), True = padded frame.
 
         Returns:
-            Tensor: (L, B, N, T, fQ') weights, each frame's row sums to 1
-            (uniform on padded frames).
+            Tensor: (L, B, N, T, fQ') log-weights (log-softmax over each
+            frame's queries; uniform on padded frames).
         """
         q = self.assoc_query_proj(queries)
         k = self.assoc_frame_proj(memory)
@@ -157,7 +173,7 @@ class VITAAggregator(BaseModule):
         if padding_mask is not None:
             pad = padding_mask.bool()[None, :, None, :, None]
             logits = logits.masked_fill(pad, 0.0)
-        return logits.softmax(-1)
+        return logits.log_softmax(-1)
 
     def forward(self,
                 frame_queries: Tensor,
@@ -183,7 +199,9 @@ class VITAAggregator(BaseModule):
             dict: ``queries`` (L, B, N, D) offline queries of every decoder
             layer (L = 1 with ``last_layer_only``); ``frame_assoc``
             (L, B, N, T, fQ) per-frame association weights over all ``fQ``
-            frame queries; ``query_mask`` (B, N) bool, all True.
+            frame queries and ``frame_assoc_log`` their logarithm (``-inf``
+            on slots ``'topk'`` dropped); ``query_mask`` (B, N) bool, all
+            True.
         """
         del token_targets
         bs, t, fq, _ = frame_queries.shape
@@ -192,10 +210,31 @@ class VITAAggregator(BaseModule):
         queries = self.decoder(memory, padding_mask, slots)
         if last_layer_only:
             queries = queries[-1:]
-        assoc = self.associate(queries, memory, padding_mask)
+        log_assoc = self.associate(queries, memory, padding_mask)
+        if self.query_readout:
+            queries = self.readout(log_assoc.exp(), tokens, padding_mask) + (
+                self.readout_gate * queries)
         if slots is not None:
-            full = assoc.new_zeros(assoc.shape[:-1] + (fq, ))
-            index = slots[None, :, None].expand_as(assoc)
-            assoc = full.scatter(-1, index, assoc)
+            full = log_assoc.new_full(log_assoc.shape[:-1] + (fq, ),
+                                      float('-inf'))
+            index = slots[None, :, None].expand_as(log_assoc)
+            log_assoc = full.scatter(-1, index, log_assoc)
         query_mask = queries.new_ones((bs, queries.size(2)), dtype=torch.bool)
-        return dict(queries=queries, frame_assoc=assoc, query_mask=query_mask)
+        return dict(
+            queries=queries,
+            frame_assoc=log_assoc.exp(),
+            frame_assoc_log=log_assoc,
+            query_mask=query_mask)
+
+    @staticmethod
+    def readout(assoc: Tensor,
+                tokens: Tensor,
+                padding_mask: Optional[Tensor] = None) -> Tensor:
+        """Association-weighted mean of the (raw) frame queries over the
+        valid frames: (L, B, N, T, fQ') x (B, T, fQ', D) -> (L, B, N, D)."""
+        per_frame = torch.einsum('lbntq,btqd->lbntd', assoc, tokens)
+        valid = tokens.new_ones(tokens.shape[:2])
+        if padding_mask is not None:
+            valid = (~padding_mask.bool()).to(tokens.dtype)
+        weights = valid / valid.sum(1, keepdim=True).clamp(min=1)
+        return torch.einsum('lbntd,bt->lbnd', per_frame, weights)

@@ -124,6 +124,15 @@ class OfflineTeacher(BaseMOTModel):
             afterwards, e.g. by the distiller.
         deep_supervision (bool): Losses on every decoder layer of the
             aggregator (``d{i}.`` prefixed). Defaults to True (spec §2.5).
+        loss_assoc (dict, optional): Direct supervision of a learned
+            per-frame association (``frame_assoc_log`` of the aggregator),
+            our counterpart of VITA's similarity loss (spec §2.5, weight
+            0.5): for every offline query matched to an instance and every
+            frame, a cross-entropy over that frame's queries whose target
+            is the frame query the frozen model's own Hungarian matching
+            gives that instance (:meth:`gt_token_targets`). E.g.
+            ``dict(type='CrossEntropyLoss', loss_weight=0.5)``. Defaults to
+            None (association learnt through the box / mask losses only).
         train_cfg (dict, optional): ``num_frame_layers`` (the last ``n``
             online decoder layers whose queries are fed, each as an
             independent sample, VITA's LAST_LAYER_NUM, spec §2.3; default
@@ -148,6 +157,7 @@ class OfflineTeacher(BaseMOTModel):
                  aggregator: ConfigType,
                  online_checkpoint: Optional[str] = None,
                  deep_supervision: bool = True,
+                 loss_assoc: OptConfigType = None,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
@@ -157,6 +167,8 @@ class OfflineTeacher(BaseMOTModel):
         self.online = MODELS.build(copy.deepcopy(online))
         self.aggregator = MODELS.build(copy.deepcopy(aggregator))
         self.deep_supervision = deep_supervision
+        self.loss_assoc = (
+            MODELS.build(loss_assoc) if loss_assoc is not None else None)
         self.online_checkpoint = online_checkpoint
         if online_checkpoint is not None:
             self.load_online_checkpoint(online_checkpoint)
@@ -174,8 +186,7 @@ class OfflineTeacher(BaseMOTModel):
             TASK_UTILS.build(c) for c in self.train_cfg['match_costs']
         ]
         self.uses_mask_costs = any(
-            isinstance(c, (DiceCost, CrossEntropyLossCost))
-            or getattr(c, 'binary_input', False) for c in self.match_costs)
+            self._is_mask_cost(c) for c in self.match_costs)
         self.test_cfg = dict(
             chunk_size=18, max_per_video=10, offload_frames=36)
         self.test_cfg.update(test_cfg or {})
@@ -452,11 +463,19 @@ class OfflineTeacher(BaseMOTModel):
             scores=cls_logits.detach(),
             bboxes=bbox_cxcywh_to_xyxy(boxes.detach()) * factor)
         gt = InstanceData(labels=labels, bboxes=gt_bboxes)
+        costs = self.match_costs
         if mask_preds is not None:
             pred.masks = mask_preds.detach()
             gt.masks = gt_masks
-        cost = sum(c(pred, gt, img_meta=img_meta) for c in self.match_costs)
+        else:  # frame-token matching: class and box costs only
+            costs = [c for c in costs if not self._is_mask_cost(c)]
+        cost = sum(c(pred, gt, img_meta=img_meta) for c in costs)
         return torch.nan_to_num(cost, nan=1e6, posinf=1e6, neginf=-1e6)
+
+    @staticmethod
+    def _is_mask_cost(cost) -> bool:
+        return isinstance(cost, (DiceCost, CrossEntropyLossCost)) or getattr(
+            cost, 'binary_input', False)
 
     @staticmethod
     def hungarian(cost: Tensor) -> Tuple[Tensor, Tensor]:
@@ -576,17 +595,29 @@ class OfflineTeacher(BaseMOTModel):
         mask_feats = res['frames']['mask_feats'].view(
             bs, t, *res['frames']['mask_feats'].shape[1:])
         agg = res['agg']
+        assoc_targets = None
+        if self.loss_assoc is not None:
+            if 'frame_assoc_log' not in agg:
+                raise ValueError(
+                    f'loss_assoc needs an aggregator that learns the '
+                    f'association; {type(self.aggregator).__name__} does '
+                    'not return frame_assoc_log')
+            assoc_targets = self.gt_token_targets(res['frames'], clips)
         num_layers = agg['queries'].size(0)
         layers = range(num_layers) if self.deep_supervision else [
             num_layers - 1
         ]
         losses = dict()
         for layer in layers:
+            assoc_log = None
+            if assoc_targets is not None:
+                assoc_log = agg['frame_assoc_log'][layer]
             layer_losses = self.loss_by_layer(agg['queries'][layer],
                                               agg['frame_assoc'][layer],
                                               agg['query_mask'],
                                               res['frame_refs'], mask_feats,
-                                              tubes, mask_targets, metas)
+                                              tubes, mask_targets, metas,
+                                              assoc_log, assoc_targets)
             prefix = '' if layer == num_layers - 1 else f'd{layer}.'
             losses.update({prefix + k: v for k, v in layer_losses.items()})
         return losses
@@ -595,7 +626,10 @@ class OfflineTeacher(BaseMOTModel):
                       query_mask: Tensor, frame_refs: Tensor,
                       mask_feats: Tensor, tubes: List[ClipTargets],
                       mask_targets: List[List[Tensor]],
-                      img_metas: List[List[dict]]) -> Dict[str, Tensor]:
+                      img_metas: List[List[dict]],
+                      assoc_log: Optional[Tensor] = None,
+                      assoc_targets: Optional[Tensor] = None
+                      ) -> Dict[str, Tensor]:
         """IDOL's loss terms for one aggregator layer.
 
         Class: sigmoid focal over all queries x classes with video-level
@@ -617,8 +651,13 @@ class OfflineTeacher(BaseMOTModel):
             mask_targets (list[list[Tensor]]): Per clip and frame,
                 (M_t, H / 4, W / 4).
             img_metas (list[list[dict]]): Per clip and frame.
+            assoc_log (Tensor, optional): (B', N, T, fQ) log association,
+                with ``loss_assoc``.
+            assoc_targets (Tensor, optional): (B, T, fQ) instance index of
+                every frame query (:meth:`gt_token_targets`).
         """
         head, mask_head = self.head, self.mask_head
+        assoc_preds, assoc_labels = [], []
         num_clips = len(tubes)
         cls_logits, refs, boxes = self.decode(queries, frame_assoc, frame_refs)
         cls_targets = torch.zeros_like(cls_logits)
@@ -640,6 +679,11 @@ class OfflineTeacher(BaseMOTModel):
                                          query_mask[b], mask_fn)
             cls_targets[b, rows, gt.labels[cols]] = 1
             num_matched += rows.numel()
+            if assoc_log is not None:
+                preds, labels = self.assoc_pairs(assoc_log[b, rows],
+                                                 assoc_targets[c], cols)
+                assoc_preds.append(preds)
+                assoc_labels.append(labels)
             for t, meta in enumerate(metas):
                 present = gt.present[t, cols]
                 img_h, img_w = meta['img_shape'][:2]
@@ -688,12 +732,46 @@ class OfflineTeacher(BaseMOTModel):
                                                   float(preds.size(0)))
         else:
             loss_mask = loss_dice = zero
-        return dict(
+        losses = dict(
             loss_cls=loss_cls,
             loss_bbox=loss_bbox,
             loss_iou=loss_iou,
             loss_mask=loss_mask,
             loss_dice=loss_dice)
+        if assoc_log is not None:
+            preds = torch.cat(assoc_preds) if assoc_preds else None
+            if preds is None or preds.numel() == 0:
+                losses['loss_assoc'] = assoc_log.sum() * 0
+            else:
+                labels = torch.cat(assoc_labels)
+                losses['loss_assoc'] = self.loss_assoc(
+                    preds, labels, avg_factor=float(labels.numel()))
+        return losses
+
+    @staticmethod
+    def assoc_pairs(assoc_log: Tensor, targets: Tensor,
+                    cols: Tensor) -> Tuple[Tensor, Tensor]:
+        """(prediction, label) pairs of the association loss of one clip.
+
+        Args:
+            assoc_log (Tensor): (R, T, fQ) log association of the matched
+                offline queries.
+            targets (Tensor): (T, fQ) instance index of every frame query
+                (-1 = none).
+            cols (Tensor): (R,) instance matched to each query.
+
+        Returns:
+            tuple[Tensor]: (P, fQ) log association rows and (P,) target
+            slots, one per (matched query, frame where a frame query holds
+            its instance); slots the aggregator dropped are left out.
+        """
+        hit = targets[None] == cols.to(targets.device)[:, None, None]
+        has = hit.any(-1)  # (R, T)
+        slots = hit.float().argmax(-1)
+        preds, labels = assoc_log[has], slots[has]
+        picked = preds.gather(1, labels[:, None]).squeeze(1)
+        keep = torch.isfinite(picked)
+        return preds[keep], labels[keep]
 
     @staticmethod
     def _tube_masks(frame_targets: Tensor, rows: Tensor,
