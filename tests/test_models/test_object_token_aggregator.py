@@ -277,8 +277,7 @@ def test_query_readout_starts_as_the_associated_frame_queries():
         for n in range(4):
             expect = sum(assoc[-1, b, n, t] @ frame_queries[b, t]
                          for t in range(num_valid)) / num_valid
-            assert torch.allclose(
-                out['queries'][-1, b, n], expect, atol=1e-5)
+            assert torch.allclose(out['queries'][-1, b, n], expect, atol=1e-5)
     # a one-hot association reads out exactly the picked frame queries
     picked = torch.zeros(1, 1, 1, 2, 3)
     picked[..., 0, 2] = picked[..., 1, 0] = 1

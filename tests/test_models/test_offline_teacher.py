@@ -397,8 +397,7 @@ def test_association_pairs_by_hand():
     # 2 matched queries (instances 1 and 0), 3 frames, 4 frame queries
     log_assoc = torch.randn(2, 3, 4).log_softmax(-1)
     log_assoc[1, 2, 3] = float('-inf')  # a slot the aggregator dropped
-    targets = torch.tensor([[-1, 1, 0, -1], [0, -1, -1, -1],
-                            [-1, -1, -1, 0]])
+    targets = torch.tensor([[-1, 1, 0, -1], [0, -1, -1, -1], [-1, -1, -1, 0]])
     preds, labels = OfflineTeacher.assoc_pairs(log_assoc, targets,
                                                torch.tensor([1, 0]))
     # instance 1: frame 0 slot 1 only; instance 0: frame 0 slot 2, frame 1

@@ -622,14 +622,18 @@ class OfflineTeacher(BaseMOTModel):
             losses.update({prefix + k: v for k, v in layer_losses.items()})
         return losses
 
-    def loss_by_layer(self, queries: Tensor, frame_assoc: Tensor,
-                      query_mask: Tensor, frame_refs: Tensor,
-                      mask_feats: Tensor, tubes: List[ClipTargets],
-                      mask_targets: List[List[Tensor]],
-                      img_metas: List[List[dict]],
-                      assoc_log: Optional[Tensor] = None,
-                      assoc_targets: Optional[Tensor] = None
-                      ) -> Dict[str, Tensor]:
+    def loss_by_layer(
+            self,
+            queries: Tensor,
+            frame_assoc: Tensor,
+            query_mask: Tensor,
+            frame_refs: Tensor,
+            mask_feats: Tensor,
+            tubes: List[ClipTargets],
+            mask_targets: List[List[Tensor]],
+            img_metas: List[List[dict]],
+            assoc_log: Optional[Tensor] = None,
+            assoc_targets: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """IDOL's loss terms for one aggregator layer.
 
         Class: sigmoid focal over all queries x classes with video-level
