@@ -57,9 +57,10 @@ RUNS = {
                     TOY + 'ookd_r18-tiny_1xb2-toyvis_minor-paste-only.py'),
 }
 COMPANION = TOY + 'companion/ookd-{}_r18-tiny_1xb2-toyvis.py'
-# flow-free or box-flow terms only: RAFT weights cannot be had here
+# terms that need no flow network weights (RAFT's cannot be had here)
 COMPANION_RUNS = {
     'tl-box': '+ temporal loss (box flow)',
+    'tl-dis': '+ temporal loss (DIS flow)',
     'track-consistency': '+ instance temporal consistency',
     'pixel-kd': '+ pixel-wise KL',
     'pairwise': '+ pair-wise similarity',

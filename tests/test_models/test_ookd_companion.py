@@ -220,13 +220,14 @@ def test_companion_configs_parse_and_build_their_terms(path):
         assert len(terms) >= 1
 
 
-def test_toy_companion_config_runs_a_loss_step():
+@pytest.mark.parametrize('term,key', [('cka', 'loss_cka'),
+                                      ('tl-dis', 'loss_tl')])
+def test_toy_companion_config_runs_a_loss_step(term, key):
     path = osp.join(
-        REPO, 'configs/toy/companion/ookd-cka_r18-tiny_1xb2-'
-        'toyvis.py')
+        REPO, f'configs/toy/companion/ookd-{term}_r18-tiny_1xb2-toyvis.py')
     cfg = Config.fromfile(path).model
     cfg.teacher.checkpoint = None  # random teacher: no trained files here
     cfg.teacher.cfg_options = dict(online_checkpoint=None)
     model = build(cfg).train()
     losses = model(**batch(model), mode='loss')
-    assert losses['loss_cka'] > 0 and 'loss_kd' in losses
+    assert losses[key] > 0 and 'loss_kd' in losses
