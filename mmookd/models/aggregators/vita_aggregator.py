@@ -232,9 +232,9 @@ class VITAAggregator(BaseModule):
                 padding_mask: Optional[Tensor] = None) -> Tensor:
         """Association-weighted mean of the (raw) frame queries over the
         valid frames: (L, B, N, T, fQ') x (B, T, fQ', D) -> (L, B, N, D)."""
-        per_frame = torch.einsum('lbntq,btqd->lbntd', assoc, tokens)
         valid = tokens.new_ones(tokens.shape[:2])
         if padding_mask is not None:
             valid = (~padding_mask.bool()).to(tokens.dtype)
         weights = valid / valid.sum(1, keepdim=True).clamp(min=1)
-        return torch.einsum('lbntd,bt->lbnd', per_frame, weights)
+        # one contraction: no (L, B, N, T, D) intermediate on long videos
+        return torch.einsum('lbntq,bt,btqd->lbnd', assoc, weights, tokens)
