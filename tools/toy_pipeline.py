@@ -136,6 +136,10 @@ def parse_args() -> argparse.Namespace:
         help='train the teacher once (first seed) and distil every seed '
         'from it, as from a fixed pre-trained teacher')
     parser.add_argument(
+        '--teacher-checkpoint',
+        help='distil every seed from this trained teacher checkpoint '
+        '(neither trained nor evaluated again; implies --shared-teacher)')
+    parser.add_argument(
         '--seeds',
         type=int,
         nargs='+',
@@ -274,6 +278,9 @@ def format_table(rows: List[Dict], tc: bool = False) -> str:
 
 def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
     args = args or parse_args()
+    if args.teacher_checkpoint and not osp.isfile(args.teacher_checkpoint):
+        raise FileNotFoundError(
+            f'--teacher-checkpoint: no such file {args.teacher_checkpoint}')
     t0 = time.time()
     sizes = {
         k: v
@@ -288,6 +295,8 @@ def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
                            (ABLATION_RUNS if args.ablation else []) +
                            (list(COMPANION_RUNS) if args.companion else []))
     shared: Dict[str, str] = {}
+    if args.teacher_checkpoint:
+        shared = {'teacher': args.teacher_checkpoint}
     for seed in args.seeds:
         deps: Dict[str, str] = dict(shared)
         for key in run_order(wanted, done=list(shared)):

@@ -54,3 +54,17 @@ def test_companion_rows_extend_the_ookd_student(key):
     cfg = Config.fromfile(osp.join(ROOT, toy_pipeline.RUNS[key][1]))
     assert cfg.model.type == 'OOKD' and cfg.model.loss_kd is not None
     assert len(cfg.model.extra_distill) >= 1
+
+
+def test_a_missing_teacher_checkpoint_fails_before_any_work(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, 'argv', [
+        'toy_pipeline.py', '--data-root',
+        str(tmp_path / 'toyvis'), '--teacher-checkpoint',
+        str(tmp_path / 'missing.pth')
+    ])
+    args = toy_pipeline.parse_args()
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        toy_pipeline.main(args)
+    # the error comes before ToyVIS is generated or anything trains
+    assert not (tmp_path / 'toyvis').exists()
