@@ -18,7 +18,8 @@ QFA, KD + QFA, Minor-Paste only), ``--companion`` the OOKD run plus each
 companion distillation term (docs/companion_losses.md), ``--tc`` paper A's
 temporal consistency next to AP (flow from OpenCV's DIS: no weights
 needed), and ``--seeds`` repeats the fine-tuning runs (``--shared-teacher``:
-every seed distils from the first seed's teacher). Existing data and
+every seed distils from the first seed's teacher; ``--teacher-checkpoint``:
+from a teacher trained before). Existing data and
 checkpoints are reused, never overwritten: a second run only evaluates
 (``--retrain`` trains again into fresh, timestamped work dirs).
 """
