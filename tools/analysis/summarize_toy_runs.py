@@ -14,13 +14,16 @@ Example::
 import argparse
 import json
 import math
+import os.path as osp
+import sys
 from typing import Dict, List, Sequence, Tuple
 
-KEYS = [('AP', 'youtube_vis/segm_mAP'), ('AP_S', 'youtube_vis/short/segm_mAP'),
-        ('AP_L', 'youtube_vis/long/segm_mAP'),
-        ('AP50_S', 'youtube_vis/short/segm_mAP_50'),
-        ('AP50_L', 'youtube_vis/long/segm_mAP_50')]
-TC_KEYS = [('TC_S', 'tc/TC_short'), ('TC_L', 'tc/TC_long')]
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from toy_pipeline import TABLE_KEYS, TC_KEYS  # noqa: E402
+
+# the pipeline's table columns, without the recall ones
+KEYS = [(short, f'youtube_vis/{key}') for short, key in TABLE_KEYS
+        if not short.startswith('AR')]
 
 
 def merge_runs(runs: Sequence[List[Dict]]) -> List[Dict]:
@@ -75,9 +78,10 @@ def format_summary(summary: List[Dict],
                 continue
             mean, std = s['stats'][short]
             fmt = '%.1f' if short.startswith('TC') else '%.3f'
+            cell = fmt % mean
             if len(s['seeds']) > 1:
-                fmt = f'{fmt} ± {fmt}'
-            cells.append(fmt % ((mean, std) if '±' in fmt else mean))
+                cell += ' ± ' + fmt % std
+            cells.append(cell)
         seeds = ','.join(map(str, s['seeds']))
         lines.append('| ' + ' | '.join([s['name'], seeds] + cells) + ' |')
     return '\n'.join(lines)
