@@ -413,14 +413,25 @@ def _open_capture(target: Union[str, int], what: str) -> cv2.VideoCapture:
     return cap
 
 
-def _capture_frames(cap: cv2.VideoCapture, what: str,
-                    declared: Optional[int]) -> Iterator[np.ndarray]:
+def _capture_frames(cap: cv2.VideoCapture,
+                    what: str,
+                    declared: Optional[int],
+                    name: Optional[str] = None) -> Iterator[np.ndarray]:
     """Frames of an open capture; the capture is released when the
-    generator ends or is closed."""
+    generator ends or is closed.
+
+    A damaged video is read as far as it decodes: the first frame OpenCV
+    cannot return (end of a truncated file, a frame that fails to decode)
+    ends the stream, the frames before it are kept, and a warning says
+    where reading stopped (``name``: the file it names).
+    """
     count = 0
     try:
         while True:
-            ok, frame = cap.read()
+            try:
+                ok, frame = cap.read()
+            except cv2.error:  # some backends raise on a corrupt packet
+                ok, frame = False, None
             if not ok or frame is None:
                 break
             count += 1
@@ -433,8 +444,8 @@ def _capture_frames(cap: cv2.VideoCapture, what: str,
     # container frame counts can be estimates (duration x fps): only a
     # clear shortfall means a damaged file
     if declared and declared - count > max(2, 0.01 * declared):
-        warnings.warn(f'{what}: read {count} frames but its header declares '
-                      f'{declared}; the file may be truncated or damaged')
+        warnings.warn(f'{name or what}: reading stopped at frame {count} of '
+                      f'{declared} (damaged video?)')
 
 
 def _video_source(path: str) -> FrameSource:
@@ -451,7 +462,8 @@ def _video_source(path: str) -> FrameSource:
     declared = declared if declared > 0 else None
 
     def frames() -> Iterator[np.ndarray]:
-        return _capture_frames(_open_capture(path, what), what, declared)
+        return _capture_frames(
+            _open_capture(path, what), what, declared, name=path)
 
     return FrameSource(path, frames, fps, declared)
 
