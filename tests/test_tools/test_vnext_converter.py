@@ -4,8 +4,9 @@
 The official key names and shapes are generated from the VNext source
 (``projects/IDOL/idol/{idol.py, models/deformable_detr.py,
 models/deformable_transformer.py, models/segmentation_condInst.py,
-models/ops/modules/ms_deform_attn.py}``) and detectron2's ResNet, so a
-rename slip shows up as a strict-load failure or a value in the wrong place.
+models/ops/modules/ms_deform_attn.py, backbone/swin.py}``) and detectron2's
+ResNet, so a rename slip shows up as a strict-load failure or a value in the
+wrong place.
 """
 import importlib.util
 import os.path as osp
@@ -34,10 +35,69 @@ def _load_tool():
 tool = _load_tool()
 
 C, FFN, HEADS, LEVELS, POINTS, Q, K = 256, 1024, 8, 4, 4, 300, 40
+# Swin-L (MODEL.SWIN of IDOL's ytvis21_swinL.yaml)
+SWIN_EMBED, SWIN_WINDOW = 192, 12
+SWIN_DEPTHS, SWIN_HEADS = (2, 2, 18, 2), (6, 12, 24, 48)
+SWIN_CFG = osp.join(
+    ROOT, 'configs/idol/idol_swin-l-p4-w12-384_8xb4-12k_youtubevis2021.py')
 
 
-def _official_state_dict() -> 'OrderedDict[str, torch.Tensor]':
-    """Random official IDOL R50 state dict (``IDOL``-level keys)."""
+def _swin_relative_position_index(window: int) -> torch.Tensor:
+    """The official ``WindowAttention.relative_position_index`` buffer."""
+    coords = torch.stack(
+        torch.meshgrid(
+            torch.arange(window), torch.arange(window), indexing='ij'))
+    flat = coords.flatten(1)
+    rel = (flat[:, :, None] - flat[:, None, :]).permute(1, 2, 0).contiguous()
+    rel[:, :, 0] += window - 1
+    rel[:, :, 1] += window - 1
+    rel[:, :, 0] *= 2 * window - 1
+    return rel.sum(-1)
+
+
+def _add_swin_l(add, sd, bb: str) -> None:
+    """Official ``D2SwinTransformer`` keys and shapes of Swin-L.
+
+    ``projects/IDOL/idol/backbone/swin.py``: ``patch_embed.{proj, norm}``,
+    ``layers.i.blocks.j.{norm1, attn, norm2, mlp}``, a ``PatchMerging``
+    ``downsample`` after stages 0-2 and ``norm{0..3}`` (``out_indices``
+    keeps its default (0, 1, 2, 3) in ``D2SwinTransformer``).
+    """
+    add(bb + 'patch_embed.proj.weight', SWIN_EMBED, 3, 4, 4)
+    for f in ('patch_embed.proj.bias', 'patch_embed.norm.weight',
+              'patch_embed.norm.bias'):
+        add(bb + f, SWIN_EMBED)
+    index = _swin_relative_position_index(SWIN_WINDOW)
+    for i, (depth, heads) in enumerate(zip(SWIN_DEPTHS, SWIN_HEADS)):
+        dim = SWIN_EMBED * 2**i
+        for j in range(depth):
+            p = f'{bb}layers.{i}.blocks.{j}.'
+            for f in ('norm1', 'norm2'):
+                add(f'{p}{f}.weight', dim)
+                add(f'{p}{f}.bias', dim)
+            add(p + 'attn.relative_position_bias_table',
+                (2 * SWIN_WINDOW - 1)**2, heads)
+            sd['detr.' + p + 'attn.relative_position_index'] = index.clone()
+            add(p + 'attn.qkv.weight', 3 * dim, dim)
+            add(p + 'attn.qkv.bias', 3 * dim)
+            add(p + 'attn.proj.weight', dim, dim)
+            add(p + 'attn.proj.bias', dim)
+            add(p + 'mlp.fc1.weight', 4 * dim, dim)
+            add(p + 'mlp.fc1.bias', 4 * dim)
+            add(p + 'mlp.fc2.weight', dim, 4 * dim)
+            add(p + 'mlp.fc2.bias', dim)
+        if i < len(SWIN_DEPTHS) - 1:
+            p = f'{bb}layers.{i}.downsample.'
+            add(p + 'reduction.weight', 2 * dim, 4 * dim)  # no bias
+            add(p + 'norm.weight', 4 * dim)
+            add(p + 'norm.bias', 4 * dim)
+        add(f'{bb}norm{i}.weight', dim)
+        add(f'{bb}norm{i}.bias', dim)
+
+
+def _official_state_dict(
+        backbone: str = 'r50') -> 'OrderedDict[str, torch.Tensor]':
+    """Random official IDOL R50 / Swin-L state dict (``IDOL``-level keys)."""
     g = torch.Generator().manual_seed(0)
     sd = OrderedDict()
 
@@ -49,6 +109,10 @@ def _official_state_dict() -> 'OrderedDict[str, torch.Tensor]':
             add(f'{prefix}.norm.{f}', ch)
 
     bb = 'detr.backbone.0.backbone.'
+    if backbone == 'swin-l':
+        _add_swin_l(add, sd, bb)
+        _add_detector(add, sd, [SWIN_EMBED * 2**i for i in (1, 2, 3)])
+        return sd
     add(bb + 'stem.conv1.weight', 64, 3, 7, 7)
     frozen_bn(bb + 'stem.conv1', 64)
     in_ch = 64
@@ -68,8 +132,15 @@ def _official_state_dict() -> 'OrderedDict[str, torch.Tensor]':
             add(p + 'conv3.weight', out_ch, mid, 1, 1)
             frozen_bn(p + 'conv3', out_ch)
             in_ch = out_ch
-    for lvl, (ch, ks) in enumerate([(512, 1), (1024, 1), (2048, 1),
-                                    (2048, 3)]):
+    _add_detector(add, sd, [512, 1024, 2048])
+    return sd
+
+
+def _add_detector(add, sd, channels) -> None:
+    """Everything after the backbone; ``channels``: C3-C5 widths."""
+    # 1x1 convs on C3-C5, then the 3x3 stride-2 conv on C5
+    kernels = [(c, 1) for c in channels] + [(channels[-1], 3)]
+    for lvl, (ch, ks) in enumerate(kernels):
         add(f'detr.input_proj.{lvl}.0.weight', C, ch, ks, ks)
         add(f'detr.input_proj.{lvl}.0.bias', C)
         add(f'detr.input_proj.{lvl}.1.weight', C)
@@ -132,7 +203,6 @@ def _official_state_dict() -> 'OrderedDict[str, torch.Tensor]':
     for j in range(3):
         add(f'reid_embed_head.layers.{j}.weight', C, C)
         add(f'reid_embed_head.layers.{j}.bias', C)
-    return sd
 
 
 @pytest.fixture(scope='module')
@@ -234,9 +304,11 @@ def test_compare_and_cli(model, official, tmp_path, monkeypatch):
     src = str(tmp_path / 'idol.pth')
     torch.save(dict(model=official, iteration=1), src)
     dst = str(tmp_path / 'out.pth')
+    seen = []
     monkeypatch.setattr(tool, '_build_model_state',
-                        lambda cfg: model.state_dict())
+                        lambda cfg: seen.append(cfg) or model.state_dict())
     assert tool.main([src, dst]) == 0
+    assert seen == [tool.DEFAULT_CONFIG]  # a ResNet checkpoint
     saved = torch.load(dst, map_location='cpu', weights_only=True)
     assert set(saved['state_dict']) == set(model.state_dict())
     # refuses to overwrite without --force
@@ -249,3 +321,78 @@ def test_compare_and_cli(model, official, tmp_path, monkeypatch):
     torch.save(dict(model=partial), src)
     assert tool.main([src, dst, '--force']) == 1
     assert tool.main([src, dst, '--force', '--allow-missing']) == 0
+
+
+# ---------------------------------------------------------------------------
+# Swin-L
+# ---------------------------------------------------------------------------
+
+
+def _official_patch_merging(x: torch.Tensor, hw: tuple, norm_w, norm_b,
+                            reduction_w) -> torch.Tensor:
+    """The official ``PatchMerging.forward`` (even H and W)."""
+    (h, w), (b, _, c) = hw, x.shape
+    x = x.view(b, h, w, c)
+    x = torch.cat([
+        x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]
+    ], -1).view(b, -1, 4 * c)
+    x = torch.nn.functional.layer_norm(x, (4 * c, ), norm_w, norm_b)
+    return x @ reduction_w.t()
+
+
+def test_swin_l_convert_and_strict_load():
+    """Official Swin-L IDOL -> the Swin-L config's model, strictly."""
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(SWIN_CFG)
+    assert cfg.model.detector.neck.in_channels == [384, 768, 1536]
+    model = MODELS.build(cfg.model)
+    official = _official_state_dict('swin-l')
+    bb = 'detr.detr.backbone.0.backbone.'
+    ours = 'detector.backbone.'
+    # mmdet computes the same relative position index as the official code
+    index = official[bb + 'layers.2.blocks.7.attn.relative_position_index']
+    mine = model.state_dict()[
+        ours + 'stages.2.blocks.7.attn.w_msa.relative_position_index']
+    assert torch.equal(mine, index)
+
+    unmapped = []
+    converted = tool.convert_vnext_idol(official, unmapped)
+    assert unmapped == []
+    assert tool.is_swin(converted)
+    assert not any('norm0' in k for k in converted)  # unused C2 norm
+    model.load_state_dict(converted, strict=True)
+    sd = model.state_dict()
+
+    def same(mine, theirs):
+        assert torch.equal(sd[ours + mine], official[bb + theirs]), mine
+
+    same('patch_embed.projection.weight', 'patch_embed.proj.weight')
+    same('patch_embed.norm.bias', 'patch_embed.norm.bias')
+    same('stages.2.blocks.17.attn.w_msa.qkv.weight',
+         'layers.2.blocks.17.attn.qkv.weight')
+    same('stages.3.blocks.1.attn.w_msa.proj.bias',
+         'layers.3.blocks.1.attn.proj.bias')
+    same('stages.1.blocks.0.attn.w_msa.relative_position_bias_table',
+         'layers.1.blocks.0.attn.relative_position_bias_table')
+    same('stages.0.blocks.1.ffn.layers.0.0.weight',
+         'layers.0.blocks.1.mlp.fc1.weight')
+    same('stages.0.blocks.1.ffn.layers.1.bias',
+         'layers.0.blocks.1.mlp.fc2.bias')
+    same('stages.2.blocks.3.norm2.weight', 'layers.2.blocks.3.norm2.weight')
+    same('norm3.weight', 'norm3.weight')
+    assert torch.equal(sd['detector.neck.convs.0.conv.weight'],
+                       official['detr.detr.input_proj.0.0.weight'])
+    # the patch-merging weights are permuted, not copied ...
+    red = official[bb + 'layers.1.downsample.reduction.weight']
+    assert not torch.equal(sd[ours + 'stages.1.downsample.reduction.weight'],
+                           red)
+    # ... so that mmdet's Unfold-based merging computes the official one
+    merge = model.detector.backbone.stages[1].downsample
+    x = torch.randn(2, 6 * 8, 384)
+    with torch.no_grad():
+        mine, out_hw = merge(x, (6, 8))
+    theirs = _official_patch_merging(
+        x, (6, 8), official[bb + 'layers.1.downsample.norm.weight'],
+        official[bb + 'layers.1.downsample.norm.bias'], red)
+    assert tuple(out_hw) == (3, 4)
+    torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-4)

@@ -1,5 +1,5 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""Convert an official VNext IDOL checkpoint (ResNet backbone) to mmookd.
+"""Convert an official VNext IDOL checkpoint (ResNet or Swin) to mmookd.
 
 The official model (github.com/wjf5203/VNext, ``projects/IDOL``) nests as
 ``IDOL.detr = CondInst_segm`` and ``CondInst_segm.detr = DeformableDETR``, so
@@ -33,11 +33,28 @@ not obvious:
   -> ``out_convs.0/1``.
 * ``transformer.decoder.bbox_embed`` is the same module as ``bbox_embed``
   (box-refinement hack), saved twice; the copy is checked and skipped.
+* Swin (``D2SwinTransformer`` of ``projects/IDOL/idol/backbone/swin.py``,
+  the Microsoft Swin code) -> mmdet ``SwinTransformer``, the renames of
+  mmdet's own ``swin_converter``: ``patch_embed.proj`` -> ``projection``,
+  ``layers`` -> ``stages``, ``attn.*`` -> ``attn.w_msa.*`` (the
+  ``relative_position_index`` buffers are identical), ``mlp.fc1/fc2`` ->
+  ``ffn.layers.0.0/1``. The official ``PatchMerging`` concatenates the
+  2x2 neighbours as ``[x(0,0), x(1,0), x(0,1), x(1,1)]`` blocks of C
+  channels while mmdet's ``nn.Unfold`` yields channel-major
+  ``[c * 4 + (0,0), (0,1), (1,0), (1,1)]``, so ``downsample.reduction``
+  (input columns) and ``downsample.norm`` are permuted accordingly; this is
+  the only tensor that is reordered. ``norm0`` normalises the stride-4
+  output, which IDOL never uses (``backbone.num_channels =
+  d2_backbone.num_channels[1:]`` in ``idol.py``; mmookd builds Swin with
+  ``out_indices=(1, 2, 3)``), and is skipped.
 
 Usage::
 
     python tools/model_converters/vnext_idol_to_mmookd.py \\
         IDOL_YTVIS21_R50.pth checkpoints/idol_r50_ytvis21_mmookd.pth
+    # a Swin checkpoint is checked against the Swin-L config by default
+    python tools/model_converters/vnext_idol_to_mmookd.py \\
+        YTVIS21_SwinL_608AP-002.pth checkpoints/idol_swin-l_ytvis21_mmookd.pth
 """
 import argparse
 import os.path as osp
@@ -48,9 +65,11 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-DEFAULT_CONFIG = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-    'configs/idol/idol_r50_8xb4-12k_youtubevis2021.py')
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEFAULT_CONFIG = osp.join(_REPO,
+                          'configs/idol/idol_r50_8xb4-12k_youtubevis2021.py')
+DEFAULT_SWIN_CONFIG = osp.join(
+    _REPO, 'configs/idol/idol_swin-l-p4-w12-384_8xb4-12k_youtubevis2021.py')
 
 # Deformable-DETR layer sub-module -> mmdet layer sub-module.
 _ENC_RENAMES = {
@@ -77,6 +96,21 @@ _BN_FIELDS = ('weight', 'bias', 'running_mean', 'running_var',
               'num_batches_tracked')
 
 _RES_RE = re.compile(r'^res([2-5])\.(\d+)\.(conv[1-3]|shortcut)\.(.+)$')
+_SWIN_BLOCK_RE = re.compile(
+    r'^layers\.(\d+)\.blocks\.(\d+)\.(norm[12]|attn|mlp\.fc[12])\.(.+)$')
+_SWIN_MERGE_RE = re.compile(
+    r'^layers\.(\d+)\.downsample\.(reduction\.weight|norm\.(weight|bias))$')
+# Swin block sub-module -> mmdet SwinBlock sub-module.
+_SWIN_BLOCK_RENAMES = {
+    'norm1': 'norm1',
+    'norm2': 'norm2',
+    'attn': 'attn.w_msa',
+    'mlp.fc1': 'ffn.layers.0.0',
+    'mlp.fc2': 'ffn.layers.1',
+}
+# Official concat block (x0, x1, x2, x3 = (0,0), (1,0), (0,1), (1,1)) of
+# each nn.Unfold kernel position ((0,0), (0,1), (1,0), (1,1)).
+_SWIN_MERGE_ORDER = [0, 2, 1, 3]
 _ENC_RE = re.compile(r'^encoder\.layers\.(\d+)\.(\w+)\.(.+)$')
 _DEC_RE = re.compile(r'^decoder\.layers\.(\d+)\.(\w+)\.(.+)$')
 
@@ -99,9 +133,49 @@ def _normalize_keys(state_dict: dict) -> Dict[str, torch.Tensor]:
     return out
 
 
+def _map_swin(name: str) -> Optional[str]:
+    """Official Swin name -> mmdet ``SwinTransformer`` name (no prefix)."""
+    if name.startswith('patch_embed.proj.'):
+        return 'patch_embed.projection.' + name[len('patch_embed.proj.'):]
+    if name.startswith('patch_embed.norm.'):
+        return name
+    m = _SWIN_BLOCK_RE.match(name)
+    if m is not None:
+        stage, block, module, param = m.groups()
+        return (f'stages.{stage}.blocks.{block}.'
+                f'{_SWIN_BLOCK_RENAMES[module]}.{param}')
+    m = _SWIN_MERGE_RE.match(name)
+    if m is not None:
+        return f'stages.{m.group(1)}.downsample.{m.group(2)}'
+    if re.match(r'^norm[1-3]\.(weight|bias)$', name):
+        return name
+    return None
+
+
+def _reorder_patch_merging(name: str, value: torch.Tensor) -> torch.Tensor:
+    """Permute a Swin ``downsample`` tensor to mmdet's Unfold order.
+
+    The ``4 * C`` merged channels are ``block * C + c`` officially and
+    ``c * 4 + position`` in mmdet; other tensors are returned unchanged.
+    """
+    m = _SWIN_MERGE_RE.match(name)
+    if m is None:
+        return value
+    if value.dim() == 2:  # reduction: (2C, 4C), permute the input columns
+        out_ch, in_ch = value.shape
+        return value.reshape(out_ch, 4, in_ch // 4)[:, _SWIN_MERGE_ORDER, :] \
+            .transpose(1, 2).reshape(out_ch, in_ch)
+    in_ch = value.shape[0]  # norm over the 4C merged channels
+    return value.reshape(4, in_ch // 4)[_SWIN_MERGE_ORDER, :] \
+        .transpose(0, 1).reshape(in_ch)
+
+
 def _map_backbone(name: str) -> Optional[str]:
-    """detectron2 ResNet name -> mmdet ResNet name (None if unknown)."""
+    """detectron2 ResNet or official Swin name -> mmdet backbone name."""
     prefix = 'detector.backbone.'
+    swin = _map_swin(name)
+    if swin is not None:
+        return prefix + swin
     if name == 'stem.conv1.weight':
         return prefix + 'conv1.weight'
     if name.startswith('stem.conv1.norm.'):
@@ -191,13 +265,13 @@ def _map_key(name: str, num_1x1_proj: int) -> Optional[str]:
 
 def convert_vnext_idol(state_dict: dict,
                        unmapped: Optional[List[str]] = None) -> dict:
-    """Rename an official IDOL (R50/R101) state dict to mmookd's names.
+    """Rename an official IDOL (R50/R101/Swin) state dict to mmookd's names.
 
     Args:
         state_dict (dict): The official ``model`` state dict (values may be
             tensors or numpy arrays).
         unmapped (list, optional): If given, the official keys that have no
-            counterpart are appended to it (e.g. a Swin backbone).
+            counterpart are appended to it.
 
     Returns:
         dict: ``OrderedDict`` of mmookd keys to tensors. Every BN also gets
@@ -214,17 +288,27 @@ def convert_vnext_idol(state_dict: dict,
             orig = 'detr.' + name[len('detr.transformer.decoder.'):]
             if orig in src and torch.equal(src[orig], value):
                 continue
+        if re.match(r'^detr\.backbone\.0\.backbone\.norm0\.', name):
+            continue  # Swin's stride-4 output norm: unused by IDOL
         new = _map_key(name, num_1x1_proj)
         if new is None:
             if unmapped is not None:
                 unmapped.append(name)
             continue
+        if name.startswith('detr.backbone.0.backbone.'):
+            value = _reorder_patch_merging(
+                name[len('detr.backbone.0.backbone.'):], value)
         out[new] = value.clone()
     for key in list(out):
         if key.endswith('.running_var'):
             nbt = key[:-len('running_var')] + 'num_batches_tracked'
             out.setdefault(nbt, torch.tensor(0, dtype=torch.long))
     return out
+
+
+def is_swin(converted: dict) -> bool:
+    """Whether a converted state dict holds a Swin backbone."""
+    return 'detector.backbone.patch_embed.projection.weight' in converted
 
 
 def compare_with_model(
@@ -290,8 +374,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('dst', help='output mmookd checkpoint')
     parser.add_argument(
         '--config',
-        default=DEFAULT_CONFIG,
-        help='mmookd config whose model the result is checked against')
+        default=None,
+        help='mmookd config whose model the result is checked against '
+        '(default: the IDOL R-50 YouTube-VIS 2021 config, or the Swin-L one '
+        'for a Swin checkpoint)')
     parser.add_argument(
         '--force', action='store_true', help='overwrite an existing dst')
     parser.add_argument(
@@ -323,7 +409,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     state_dict = load_official_checkpoint(args.src, args.unsafe_load)
     unmapped: List[str] = []
     converted = convert_vnext_idol(state_dict, unmapped)
-    model_state = _build_model_state(args.config)
+    config = args.config or (DEFAULT_SWIN_CONFIG
+                             if is_swin(converted) else DEFAULT_CONFIG)
+    print(f'Checking against {config}')
+    model_state = _build_model_state(config)
     missing, unexpected, mismatched = compare_with_model(
         converted, model_state)
     _report('Official keys without a mmookd counterpart (dropped)', unmapped)
