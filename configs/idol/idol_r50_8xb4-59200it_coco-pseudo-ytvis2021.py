@@ -5,6 +5,8 @@
 # COCO categories are mapped to the 40 YouTube-VIS 2021 classes
 # (coco2ytvis2021 table, unmapped annotations dropped). 8 GPUs x 4 pairs,
 # AdamW 2e-4, 59,200 iterations, steps at 22,200 / 44,400.
+# An option, not the official recipe: IDOL pre-trains on all 80 COCO classes
+# (idol_r50_8xb4-59200it_coco-pseudo.py, which inherits this file's recipe).
 #
 # Step 3 (fine-tuning) starts from this run's final checkpoint: in
 # configs/idol/idol_r50_8xb4-12k_youtubevis2021.py set

@@ -1,13 +1,19 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""COCO instances relabelled to a VIS vocabulary, for IDOL's pre-training.
+"""COCO instances, optionally relabelled to a VIS vocabulary, for IDOL's
+pre-training on pseudo key/reference pairs.
 
-IDOL_VITA_SPEC.md §1.6 ("COCO pseudo key/ref pairs") and §1.11 step 2: IDOL
-is pre-trained on COCO images turned into pseudo key/reference pairs, with
-the COCO categories mapped to the target VIS vocabulary (the official
-recipe converts ``instances_train2017.json`` with IDOL's / VITA's
-``coco2ytvis2019`` / ``coco2ytvis2021`` tables; annotations of unmapped
-categories are dropped). :class:`CocoPseudoVideoDataset` does that mapping
-while loading the plain COCO JSON, so no converted file is needed; the
+IDOL (Wu et al., "In Defense of Online Models for Video Instance
+Segmentation", ECCV 2022, implementation details; step 2 of VNext's
+``projects/IDOL/IDOL.md``) pre-trains on COCO images turned into pseudo
+key/reference pairs. The official recipe (VNext
+``projects/IDOL/configs/coco_pretrain/r50_coco_sequence.yaml``) trains on
+detectron2's ``coco_2017_train`` with all 80 classes (preset ``'coco'``).
+Mapping the COCO categories to a VIS vocabulary with the
+``coco2ytvis2019`` / ``coco2ytvis2021`` / ``coco2ovis`` tables of VITA,
+MinVIS and their successors (annotations of unmapped categories dropped) is
+an option that keeps the classifier's shape for the fine-tuning.
+:class:`CocoPseudoVideoDataset` does either while loading the plain COCO
+JSON, so no converted file is needed; the
 :class:`~mmookd.datasets.transforms.PseudoKeyRefPair` transform then makes
 the two views.
 """
@@ -22,8 +28,9 @@ from mmengine.logging import print_log
 from .ytvis import OVIS_CLASSES, YTVIS_2019_CLASSES, YTVIS_2021_CLASSES
 
 __all__ = [
-    'CocoPseudoVideoDataset', 'COCO_TO_YTVIS_2019', 'COCO_TO_YTVIS_2021',
-    'COCO_TO_OVIS', 'COCO_CATEGORY_MAPS'
+    'CocoPseudoVideoDataset', 'COCO_CLASSES', 'COCO_TO_COCO',
+    'COCO_TO_YTVIS_2019', 'COCO_TO_YTVIS_2021', 'COCO_TO_OVIS',
+    'COCO_CATEGORY_MAPS'
 ]
 
 # COCO category id -> target category id (1-based, the official id of the
@@ -100,8 +107,17 @@ COCO_TO_OVIS = {
     25: 11,  # giraffe -> Giraffe
 }
 
-#: Named presets for ``category_map``: (COCO id -> target id, classes).
+#: The 80 COCO classes in mmdet's order, which is the order of the category
+#: ids and so detectron2's contiguous ids (official 80-class IDOL heads).
+COCO_CLASSES = tuple(CocoDataset.METAINFO['classes'])
+#: Identity over the 80 COCO categories (by name): IDOL's own step-2
+#: pre-training, all classes and annotations of ``coco_2017_train``.
+COCO_TO_COCO = {name: name for name in COCO_CLASSES}
+
+#: Named presets for ``category_map``: (COCO id or name -> target id or
+#: name, classes).
 COCO_CATEGORY_MAPS = {
+    'coco': (COCO_TO_COCO, COCO_CLASSES),
     'coco2ytvis2019': (COCO_TO_YTVIS_2019, YTVIS_2019_CLASSES),
     'coco2ytvis2021': (COCO_TO_YTVIS_2021, YTVIS_2021_CLASSES),
     'coco2ovis': (COCO_TO_OVIS, OVIS_CLASSES),
@@ -112,7 +128,7 @@ CategoryMap = Union[str, Mapping[Union[int, str], Union[int, str]]]
 
 @DATASETS.register_module()
 class CocoPseudoVideoDataset(CocoDataset):
-    """COCO instance annotations mapped to a target vocabulary (spec §1.6).
+    """COCO instance annotations, possibly mapped to a target vocabulary.
 
     A plain mmdet ``CocoDataset`` (one item per image, ``data_prefix=dict(
     img=...)``) whose ``metainfo['classes']`` is the *target* vocabulary
@@ -122,7 +138,8 @@ class CocoPseudoVideoDataset(CocoDataset):
     do not apply (several COCO categories may share one label).
 
     Args:
-        category_map (str | dict): A preset name (``'coco2ytvis2019'``,
+        category_map (str | dict): A preset name (``'coco'``: the 80
+            COCO classes, IDOL's official pre-training; ``'coco2ytvis2019'``,
             ``'coco2ytvis2021'``, ``'coco2ovis'``; then ``classes``
             default to that dataset's) or a dict from COCO category (id as
             int, or name as str) to target class (name as str, or 1-based

@@ -28,6 +28,7 @@ from mmengine.registry import init_default_scope
 import mmookd  # noqa: F401  (registers the plugin)
 from mmookd.datasets.coco_pseudo_video import (
     COCO_CATEGORY_MAPS,
+    COCO_CLASSES,
     COCO_TO_YTVIS_2019,
     COCO_TO_YTVIS_2021,
     CocoPseudoVideoDataset,
@@ -263,6 +264,21 @@ def test_preset_maps_coco_to_ytvis_2021_and_drops_unmapped(coco_root):
         for ins in ds19.get_data_info(1)['instances']
     ]
     assert names19 == ['motorbike', 'snowboard']
+
+
+def test_coco_preset_keeps_all_80_classes_and_annotations(coco_root):
+    """IDOL's official pre-training vocabulary: COCO itself."""
+    ds = build_dataset(coco_root, category_map='coco')
+    assert ds.metainfo['classes'] == COCO_CLASSES
+    assert len(COCO_CLASSES) == 80
+    assert len(ds) == 3  # the traffic-light image has an instance now
+    first = ds.get_data_info(0)['instances']
+    assert [COCO_CLASSES[ins['bbox_label']]
+            for ins in first] == ['person', 'dog', 'traffic light', 'person']
+    assert [ins['ignore_flag'] for ins in first] == [0, 0, 0, 1]  # crowd
+    # labels in category-id order: detectron2's contiguous ids, so the
+    # official 80-class heads keep their meaning
+    assert [ds.cat2label[i] for i in sorted(COCO_NAMES)] == list(range(80))
 
 
 def test_without_filter_keeps_images_without_mapped_instances(coco_root):
@@ -553,3 +569,18 @@ def test_pretrain_configs_use_the_pieces():
     assert cfg19.model.detector.bbox_head.num_classes == 40
     # the transform builds from the config
     TRANSFORMS.build(ds.pipeline[2])
+
+
+def test_official_80_class_pretrain_config():
+    """The official recipe: the variant's augmentation and schedule, all 80
+    COCO classes."""
+    cfg = Config.fromfile(PRETRAIN_CFG.replace('-ytvis2021', ''))
+    base = Config.fromfile(PRETRAIN_CFG)
+    assert cfg.model.detector.bbox_head.num_classes == 80
+    ds = cfg.train_dataloader.dataset
+    assert ds.category_map == 'coco'
+    assert ds.filter_cfg.filter_empty_gt is True
+    assert ds.pipeline == base.train_dataloader.dataset.pipeline
+    assert cfg.optim_wrapper == base.optim_wrapper
+    assert cfg.param_scheduler == base.param_scheduler
+    assert cfg.train_cfg.max_iters == 59200
