@@ -6,7 +6,8 @@ _base_ = ['./vita-teacher_r18-tiny_1xb2-toyvis.py']
 
 model = dict(
     aggregator=dict(_delete_=True, type='TokenAverageAggregator'),
-    loss_assoc=None)  # token average learns no association
+    loss_sim=None,  # token average learns no association
+    loss_assoc=None)
 
 train_dataloader = None
 train_cfg = None

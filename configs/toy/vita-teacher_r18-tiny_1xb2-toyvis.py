@@ -34,13 +34,22 @@ model = dict(
             feedforward_channels=256,
             dropout=0.0),
         frame_query_select='all',
-        # our design: offline query = association read-out of the frame
-        # queries + gated decoder output; association supervised like
-        # VITA's similarity loss (docs/benchmarks.md: AP_S 0.028 -> 0.128)
-        query_readout=True),
+        # VITA's offline query: the object decoder output (distilled
+        # through the frozen embedding head). True: our association
+        # read-out of the frame queries + gated decoder output.
+        query_readout=False,
+        # "not in this frame" slot of the association (our design): masks
+        # gated by the query's presence, so it can say "not here"
+        absent_slot=True),
     deep_supervision=True,
-    loss_assoc=dict(type='CrossEntropyLoss', loss_weight=0.5),
-    train_cfg=dict(num_frame_layers=1, mask_on_absent_frames=False),
+    # VITA's similarity loss (loss_fg_sim, weight 0.5)
+    loss_sim=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=0.5),
+    # VITA: class and mask costs on all frames (empty target where absent)
+    # + IDOL's box costs where present; masks supervised on all frames
+    train_cfg=dict(
+        num_frame_layers=1,
+        match_on_absent_frames=True,
+        mask_on_absent_frames=True),
     test_cfg=dict(chunk_size=18, max_per_video=20, offload_frames=36))
 
 # 4-frame clips (OOKD Sec. 4.1), one random resize / flip per clip

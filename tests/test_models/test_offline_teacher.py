@@ -110,7 +110,7 @@ def test_training_updates_only_the_aggregator():
         optim.update_params(loss)
     names = [
         'loss_cls', 'loss_bbox', 'loss_iou', 'loss_mask', 'loss_dice',
-        'loss_assoc'
+        'loss_sim'
     ]
     assert set(losses) == set(names) | {f'd0.{n}' for n in names}
     assert all(torch.isfinite(v) and v.dim() == 0 for v in losses.values())
@@ -196,7 +196,9 @@ def test_forward_clip_api(teacher):
     data = teacher.data_preprocessor(video, training=False)
     imgs, frames = data['inputs'][0], list(data['data_samples'][0])
     out = teacher.forward_clip(imgs, frames)
-    assert set(out) == {'embeds', 'cls_scores', 'bbox_preds', 'queries'}
+    assert set(out) == {
+        'embeds', 'cls_scores', 'bbox_preds', 'queries', 'presence'
+    }
     assert out['embeds'].shape == (20, 64)
     assert out['queries'].shape == (20, 64)
     assert out['cls_scores'].shape == (4, 20, 8)
@@ -409,6 +411,8 @@ def test_association_pairs_by_hand():
 def test_association_loss_trains_the_association():
     cfg = toy_cfg()
     cfg.model.aggregator.query_readout = True
+    cfg.model.aggregator.absent_slot = False
+    cfg.model.loss_sim = None
     cfg.model.loss_assoc = dict(type='CrossEntropyLoss', loss_weight=0.5)
     model = build(cfg.model).train()
     cfg.optim_wrapper.optimizer.lr = 2e-3  # a few steps on one clip

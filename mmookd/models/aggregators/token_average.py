@@ -61,7 +61,9 @@ class TokenAverageAggregator(BaseModule):
         Returns:
             dict: ``queries`` (1, B, M, D) with ``M`` the largest instance
             count of the batch (zeros for missing instances);
-            ``frame_assoc`` (1, B, M, T, fQ); ``query_mask`` (B, M) bool,
+            ``frame_assoc`` (1, B, M, T, fQ); ``presence`` (1, B, M, T),
+            1 where the instance has a token in the frame, else 0 (its
+            masks are empty there); ``query_mask`` (B, M) bool,
             True where the instance has at least one token.
         """
         del frame_scores, last_layer_only
@@ -90,4 +92,5 @@ class TokenAverageAggregator(BaseModule):
         return dict(
             queries=queries[None],
             frame_assoc=assoc[None],
+            presence=(frame_counts[..., 0] > 0).to(queries.dtype)[None],
             query_mask=counts > 0)

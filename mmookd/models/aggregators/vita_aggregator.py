@@ -16,6 +16,15 @@ over each frame's queries; it is trained end to end by the box and mask
 losses through those references and, like VITA's similarity loss, can be
 supervised directly (``OfflineTeacher(loss_assoc=...)``).
 
+``absent_slot=True`` (our design, off by default): the softmax over a
+frame's queries gets one more slot, "not in this frame", whose logit is
+fixed at 0, the decision threshold of VITA's similarity loss (a frame token
+of the query's instance scores above 0, any other below). The weight left
+to the frame tokens is the query's *presence* in that frame; the teacher
+gates the query's mask with it, so a query can say "not here" instead of
+being forced onto some frame query where its instance is absent. The
+association over the tokens, renormalised, still gives the reference.
+
 ``query_readout=True`` (our design, off by default): each offline query is
 returned as the association-weighted mean of the frame queries it picks
 (over the valid frames) plus a LayerScale-gated decoder output (gate 0 at
@@ -70,6 +79,8 @@ class VITAAggregator(BaseModule):
         query_readout (bool): Offline query = association read-out of the
             frame queries + gated decoder output (module docstring).
             Defaults to False (VITA: the decoder output).
+        absent_slot (bool): Add the "not in this frame" slot to the
+            association (module docstring). Defaults to False.
         init_cfg (dict, optional): Initialization config.
     """
 
@@ -96,6 +107,7 @@ class VITAAggregator(BaseModule):
                  frame_query_select: str = 'all',
                  topk: Optional[int] = None,
                  query_readout: bool = False,
+                 absent_slot: bool = False,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if frame_query_select not in ('all', 'topk'):
@@ -120,6 +132,7 @@ class VITAAggregator(BaseModule):
         self.assoc_frame_proj = nn.Linear(embed_dims, embed_dims)
         self.assoc_query_proj = nn.Linear(embed_dims, embed_dims)
         self.query_readout = query_readout
+        self.absent_slot = absent_slot
         if query_readout:
             # LayerScale gate of the decoder output, 0 at init
             self.readout_gate = nn.Parameter(torch.zeros(embed_dims))
@@ -164,16 +177,32 @@ class VITAAggregator(BaseModule):
 
         Returns:
             Tensor: (L, B, N, T, fQ') log-weights (log-softmax over each
-            frame's queries; uniform on padded frames).
+            frame's queries, and the absent slot if any, which is left
+            out; uniform on padded frames).
         """
         q = self.assoc_query_proj(queries)
         k = self.assoc_frame_proj(memory)
-        logits = torch.einsum('lbnd,btqd->lbntq', q, k)
-        logits = logits / self.embed_dims**0.5
+        logits = torch.einsum('lbnd,btqd->lbntq', q, k) * self.sim_scale
         if padding_mask is not None:
             pad = padding_mask.bool()[None, :, None, :, None]
             logits = logits.masked_fill(pad, 0.0)
-        return logits.log_softmax(-1)
+        if not self.absent_slot:
+            return logits.log_softmax(-1)
+        null = logits.new_zeros(logits.shape[:-1] + (1, ))
+        if padding_mask is not None:  # padded frames: tokens only
+            null = null.masked_fill(pad, float('-inf'))
+        return torch.cat([logits, null], -1).log_softmax(-1)[..., :-1]
+
+    @property
+    def sim_scale(self) -> float:
+        """Scale of the association logits ``q . k`` (1 / sqrt(D))."""
+        return self.embed_dims**-0.5
+
+    def similarity(self, embeds: Tensor, others: Tensor) -> Tensor:
+        """(P, D) x (R, D) -> (P, R) association logits between projected
+        embeddings, as :meth:`associate` scores a query against a frame
+        token (VITA's similarity-loss logits)."""
+        return embeds @ others.t() * self.sim_scale
 
     def forward(self,
                 frame_queries: Tensor,
@@ -200,8 +229,12 @@ class VITAAggregator(BaseModule):
             layer (L = 1 with ``last_layer_only``); ``frame_assoc``
             (L, B, N, T, fQ) per-frame association weights over all ``fQ``
             frame queries and ``frame_assoc_log`` their logarithm (``-inf``
-            on slots ``'topk'`` dropped); ``query_mask`` (B, N) bool, all
-            True.
+            on slots ``'topk'`` dropped); ``presence`` (L, B, N, T) the
+            weight of the frame tokens (1 without ``absent_slot``);
+            ``sim_query`` (L, B, N, D) and ``sim_frame`` (B, T, fQ', D)
+            the projected embeddings of the association (VITA's similarity
+            loss) with ``sim_slots`` (B, T, fQ') their frame-query slots;
+            ``query_mask`` (B, N) bool, all True.
         """
         del token_targets
         bs, t, fq, _ = frame_queries.shape
@@ -210,10 +243,17 @@ class VITAAggregator(BaseModule):
         queries = self.decoder(memory, padding_mask, slots)
         if last_layer_only:
             queries = queries[-1:]
+        sim_query = self.assoc_query_proj(queries)
         log_assoc = self.associate(queries, memory, padding_mask)
+        presence = log_assoc.exp().sum(-1)
         if self.query_readout:
             queries = self.readout(log_assoc.exp(), tokens, padding_mask) + (
                 self.readout_gate * queries)
+        if slots is None:
+            sim_slots = torch.arange(
+                fq, device=frame_queries.device).expand(bs, t, fq)
+        else:
+            sim_slots = slots
         if slots is not None:
             full = log_assoc.new_full(log_assoc.shape[:-1] + (fq, ),
                                       float('-inf'))
@@ -224,6 +264,10 @@ class VITAAggregator(BaseModule):
             queries=queries,
             frame_assoc=log_assoc.exp(),
             frame_assoc_log=log_assoc,
+            presence=presence,
+            sim_query=sim_query,
+            sim_frame=self.assoc_frame_proj(memory),
+            sim_slots=sim_slots,
             query_mask=query_mask)
 
     @staticmethod
@@ -231,10 +275,15 @@ class VITAAggregator(BaseModule):
                 tokens: Tensor,
                 padding_mask: Optional[Tensor] = None) -> Tensor:
         """Association-weighted mean of the (raw) frame queries over the
-        valid frames: (L, B, N, T, fQ') x (B, T, fQ', D) -> (L, B, N, D)."""
+        valid frames: (L, B, N, T, fQ') x (B, T, fQ', D) -> (L, B, N, D).
+        Each frame counts with the query's presence in it (the weight of
+        its tokens), so frames where it says "absent" add nothing."""
         valid = tokens.new_ones(tokens.shape[:2])
         if padding_mask is not None:
             valid = (~padding_mask.bool()).to(tokens.dtype)
         weights = valid / valid.sum(1, keepdim=True).clamp(min=1)
+        # presence-weighted mean; equals the plain one when presence is 1
+        norm = torch.einsum('lbntq,bt->lbn', assoc, weights).clamp(min=1e-6)
         # one contraction: no (L, B, N, T, D) intermediate on long videos
-        return torch.einsum('lbntq,bt,btqd->lbnd', assoc, weights, tokens)
+        return torch.einsum('lbntq,bt,btqd->lbnd', assoc, weights,
+                            tokens) / norm[..., None]

@@ -39,75 +39,65 @@ Data flow (one place, top to bottom):
      clip.
 
    Gradients flow through these frozen heads into the aggregator only.
-4. Training: video-level one-to-one matching (Hungarian on per-frame costs
-   summed over the frames where an instance is present), then IDOL's loss
-   terms (spec §1.9) with deep supervision over the decoder layers.
+   With ``VITAAggregator(absent_slot=True)`` the aggregator also says
+   where a query is absent; its masks are gated by its presence
+   (:func:`gate_mask_logits`) and its reference is the association over
+   the frame tokens renormalised.
+4. Training (:mod:`.teacher_matching`, :mod:`.teacher_losses`), as VITA:
+   video-level one-to-one matching (Hungarian on class and mask costs over
+   all frames, the mask target empty where an instance is absent, and box
+   costs where it is present), then IDOL's loss terms (spec §1.9), masks
+   on all frames, VITA's similarity loss, deep supervision over the
+   decoder layers.
 """
 import copy
 import os.path as osp
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import pycocotools.mask as mask_util
 import torch
 import torch.nn.functional as F
 from mmdet.models.layers.transformer import inverse_sigmoid
 from mmdet.models.mot import BaseMOTModel
-from mmdet.models.task_modules.assigners import CrossEntropyLossCost, DiceCost
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import DetDataSample, TrackSampleList
-from mmdet.structures.bbox import (
-    bbox_cxcywh_to_xyxy,
-    bbox_xyxy_to_cxcywh,
-    get_box_tensor,
-)
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmengine.runner import load_checkpoint
 from mmengine.structures import InstanceData
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from ..trackers import filter_frame_detections
+from .teacher_losses import TeacherLossMixin
+from .teacher_matching import (
+    DEFAULT_MATCH_COSTS,
+    ClipTargets,
+    TeacherMatchingMixin,
+)
 
-__all__ = ['OfflineTeacher', 'ClipTargets']
-
-#: Hungarian costs of the video-level matching. Deformable DETR's focal /
-#: L1 / GIoU costs with IDOL's configured SET_COST_* weights 2 / 5 / 2,
-#: which equal its loss weights (spec §1.7, §1.9); IDOL's own one-to-many
-#: assigner is not used: one offline query per instance tube.
-DEFAULT_MATCH_COSTS = [
-    dict(type='FocalLossCost', alpha=0.25, gamma=2.0, eps=1e-8, weight=2.0),
-    dict(type='BBoxL1Cost', box_format='xywh', weight=5.0),
-    dict(type='IoUCost', iou_mode='giou', weight=2.0),
+__all__ = [
+    'OfflineTeacher', 'ClipTargets', 'DEFAULT_MATCH_COSTS', 'gate_mask_logits'
 ]
 
 
-@dataclass
-class ClipTargets:
-    """Ground truth of one clip as instance tubes.
+def gate_mask_logits(logits: Tensor, presence: Tensor) -> Tensor:
+    """Logits of ``presence * sigmoid(logits)``, in a stable form.
 
-    Attributes:
-        instances_ids (Tensor): (M, ) sorted instance ids of the clip.
-        labels (Tensor): (M, ) labels (of the first frame with the instance).
-        bboxes (Tensor): (T, M, 4) absolute xyxy boxes; a dummy unit box
-            where the instance is absent.
-        present (Tensor): (T, M) bool.
-        rows (Tensor): (T, M) row of the instance in that frame's
-            ``gt_instances``, -1 where absent.
+    The offline query's mask in a frame is its dynamic-mask-head mask times
+    its presence there (``VITAAggregator(absent_slot=True)``): presence 0
+    gives an empty mask whatever the head says.
+
+    Args:
+        logits (Tensor): (n, h, w) mask logits.
+        presence (Tensor): (n, ) presence in [0, 1].
     """
-    instances_ids: Tensor
-    labels: Tensor
-    bboxes: Tensor
-    present: Tensor
-    rows: Tensor
-
-    @property
-    def num(self) -> int:
-        return int(self.instances_ids.numel())
+    log_p = presence.clamp(min=1e-6).log()[:, None, None]
+    log_q = (F.logsigmoid(logits) + log_p).clamp(max=-1e-7)
+    return log_q - torch.log(-torch.expm1(log_q))
 
 
 @MODELS.register_module()
-class OfflineTeacher(BaseMOTModel):
+class OfflineTeacher(TeacherMatchingMixin, TeacherLossMixin, BaseMOTModel):
     """Offline teacher of OOKD: frozen IDOL + object-token aggregator.
 
     Args:
@@ -124,25 +114,33 @@ class OfflineTeacher(BaseMOTModel):
             afterwards, e.g. by the distiller.
         deep_supervision (bool): Losses on every decoder layer of the
             aggregator (``d{i}.`` prefixed). Defaults to True (spec §2.5).
-        loss_assoc (dict, optional): Direct supervision of a learned
-            per-frame association (``frame_assoc_log`` of the aggregator),
-            our counterpart of VITA's similarity loss (spec §2.5, weight
-            0.5): for every offline query matched to an instance and every
-            frame, a cross-entropy over that frame's queries whose target
-            is the frame query the frozen model's own Hungarian matching
-            gives that instance (:meth:`gt_token_targets`). E.g.
+        loss_sim (dict, optional): VITA's similarity loss (``loss_fg_sim``,
+            weight 0.5) on the aggregator's association embeddings:
+            binary cross-entropy between every two matched embeddings of a
+            clip (frame tokens the frozen model matches to an instance,
+            offline queries matched to an instance), target "same
+            instance" (:mod:`.teacher_losses`). E.g.
+            ``dict(type='CrossEntropyLoss', use_sigmoid=True,
+            loss_weight=0.5)``. Defaults to None.
+        loss_assoc (dict, optional): Our earlier counterpart of it: for
+            every offline query matched to an instance and every frame, a
+            cross-entropy over that frame's queries whose target is the
+            frame query the frozen model's own Hungarian matching gives
+            that instance (:meth:`gt_token_targets`). E.g.
             ``dict(type='CrossEntropyLoss', loss_weight=0.5)``. Defaults to
-            None (association learnt through the box / mask losses only).
+            None.
         train_cfg (dict, optional): ``num_frame_layers`` (the last ``n``
             online decoder layers whose queries are fed, each as an
             independent sample, VITA's LAST_LAYER_NUM, spec §2.3; default
-            1), ``match_costs`` (mmdet match costs summed over the frames
-            where an instance is present; mask costs such as ``DiceCost`` /
-            ``CrossEntropyLossCost`` may be added, they decode masks of all
-            queries; default :data:`DEFAULT_MATCH_COSTS`) and
-            ``mask_on_absent_frames`` (also supervise a matched query's
-            mask to be empty on frames where its instance is absent, as
-            VITA's video masks do; default False: masks only where present).
+            1), ``match_costs`` (mmdet match costs; default
+            :data:`DEFAULT_MATCH_COSTS`: class, box and VITA's mask
+            costs), ``match_on_absent_frames`` (class and mask costs summed
+            over all frames, the mask target empty where the instance is
+            absent, as VITA's video-mask matching; default True; False:
+            every cost only where the instance is present) and
+            ``mask_on_absent_frames`` (supervise a matched query's mask on
+            all frames, empty where its instance is absent, as VITA's
+            video masks; default True; False: only where present).
         test_cfg (dict, optional): ``chunk_size`` (frames per online pass,
             default 18 as VITA), ``max_per_video`` (top-k (query, class)
             pairs, default 10; VITA uses 20 on OVIS) and ``offload_frames``
@@ -157,6 +155,7 @@ class OfflineTeacher(BaseMOTModel):
                  aggregator: ConfigType,
                  online_checkpoint: Optional[str] = None,
                  deep_supervision: bool = True,
+                 loss_sim: OptConfigType = None,
                  loss_assoc: OptConfigType = None,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
@@ -167,6 +166,8 @@ class OfflineTeacher(BaseMOTModel):
         self.online = MODELS.build(copy.deepcopy(online))
         self.aggregator = MODELS.build(copy.deepcopy(aggregator))
         self.deep_supervision = deep_supervision
+        self.loss_sim = (
+            MODELS.build(loss_sim) if loss_sim is not None else None)
         self.loss_assoc = (
             MODELS.build(loss_assoc) if loss_assoc is not None else None)
         self.online_checkpoint = online_checkpoint
@@ -178,7 +179,8 @@ class OfflineTeacher(BaseMOTModel):
         self.train_cfg = dict(
             num_frame_layers=1,
             match_costs=copy.deepcopy(DEFAULT_MATCH_COSTS),
-            mask_on_absent_frames=False)
+            match_on_absent_frames=True,
+            mask_on_absent_frames=True)
         self.train_cfg.update(train_cfg or {})
         if self.train_cfg['num_frame_layers'] < 1:
             raise ValueError('train_cfg.num_frame_layers must be >= 1')
@@ -314,7 +316,9 @@ class OfflineTeacher(BaseMOTModel):
 
         Args:
             queries (Tensor): (..., N, D) offline queries.
-            frame_assoc (Tensor): (..., N, T, fQ) association weights.
+            frame_assoc (Tensor): (..., N, T, fQ) association weights
+                (renormalised over the frame queries: a query's reference
+                in a frame where it is mostly "absent" is still a box).
             frame_refs (Tensor): (..., T, fQ, r) the online model's input
                 references of its last decoder layer (normalised cxcywh,
                 or xy when it has a single layer).
@@ -324,7 +328,9 @@ class OfflineTeacher(BaseMOTModel):
             (..., T, N, r) and boxes (..., T, N, 4) normalised cxcywh.
         """
         cls_logits = self.head.cls_branches[-1](queries)
-        refs = torch.einsum('...ntq,...tqr->...tnr', frame_assoc, frame_refs)
+        assoc = frame_assoc / frame_assoc.sum(
+            -1, keepdim=True).clamp(min=1e-30)
+        refs = torch.einsum('...ntq,...tqr->...tnr', assoc, frame_refs)
         delta = self.head.reg_branches[-1](queries).unsqueeze(-3)
         ref_logits = inverse_sigmoid(refs)
         if refs.size(-1) == 4:
@@ -334,8 +340,12 @@ class OfflineTeacher(BaseMOTModel):
                               -1)
         return cls_logits, refs, boxes.sigmoid()
 
-    def forward_masks(self, mask_feat: Tensor, queries: Tensor, refs: Tensor,
-                      img_meta: dict) -> Tensor:
+    def forward_masks(self,
+                      mask_feat: Tensor,
+                      queries: Tensor,
+                      refs: Tensor,
+                      img_meta: dict,
+                      presence: Optional[Tensor] = None) -> Tensor:
         """Frozen dynamic mask head on offline queries in one frame.
 
         Args:
@@ -343,13 +353,26 @@ class OfflineTeacher(BaseMOTModel):
             queries (Tensor): (n, D) offline queries.
             refs (Tensor): (n, r) their references in that frame.
             img_meta (dict): Frame meta (``img_shape``).
+            presence (Tensor, optional): (n, ) the queries' presence in the
+                frame; the masks are gated by it (:func:`gate_mask_logits`).
 
         Returns:
             Tensor: (n, H / 4, W / 4) mask logits of the padded input.
         """
         img_h, img_w = img_meta['img_shape'][:2]
         points = refs[:, :2] * refs.new_tensor([img_w, img_h])
-        return self.mask_head.forward_masks(mask_feat, queries, points)
+        logits = self.mask_head.forward_masks(mask_feat, queries, points)
+        if presence is not None and self.gates_masks:
+            logits = gate_mask_logits(logits, presence)
+        return logits
+
+    @property
+    def gates_masks(self) -> bool:
+        """Whether the aggregator says where a query is absent (its masks
+        are then gated by its presence)."""
+        return bool(
+            getattr(self.aggregator, 'absent_slot',
+                    False)) or (not hasattr(self.aggregator, 'absent_slot'))
 
     @torch.no_grad()
     def forward_clip(self, imgs: Tensor,
@@ -372,7 +395,8 @@ class OfflineTeacher(BaseMOTModel):
             online model's embedding head on ``f_off``); ``cls_scores``
             (T, Nq, K) class logits (video-level, identical over T);
             ``bbox_preds`` (T, Nq, 4) normalised cxcywh boxes of each
-            frame's ``img_shape``; ``queries`` (Nq, D) ``f_off``.
+            frame's ``img_shape``; ``queries`` (Nq, D) ``f_off``;
+            ``presence`` (T, Nq) of each query in each frame.
             ``Nq`` = the aggregator's object queries, or, for token
             average, the clip's GT instances in sorted ``instances_ids``
             order.
@@ -395,12 +419,22 @@ class OfflineTeacher(BaseMOTModel):
                                            res['frame_refs'][0])
         inverse = torch.argsort(torch.as_tensor(order))
         num_frames = imgs.size(0)
+        presence = self._presence(agg, boxes)[-1, 0].t()
+        inverse = inverse.to(boxes.device)
         return dict(
             embeds=self.head.forward_embed(queries),
             cls_scores=cls_logits[None].expand(num_frames, -1,
                                                -1).contiguous(),
-            bbox_preds=boxes[inverse.to(boxes.device)],
-            queries=queries)
+            bbox_preds=boxes[inverse],
+            queries=queries,
+            presence=presence[inverse])
+
+    @staticmethod
+    def _presence(agg: dict, like: Tensor) -> Tensor:
+        """(L, B, N, T) presence (1 where the aggregator has none)."""
+        if 'presence' in agg:
+            return agg['presence']
+        return agg['frame_assoc'].new_ones(agg['frame_assoc'].shape[:-1])
 
     @staticmethod
     def _time_order(samples: Sequence[DetDataSample]) -> List[int]:
@@ -408,400 +442,6 @@ class OfflineTeacher(BaseMOTModel):
         if any(i is None for i in ids):
             return list(range(len(samples)))
         return sorted(range(len(samples)), key=lambda i: ids[i])
-
-    # ------------------------------------------------------------------
-    # targets and matching
-    # ------------------------------------------------------------------
-    @staticmethod
-    def clip_targets(frame_samples: Sequence[DetDataSample]) -> ClipTargets:
-        """Instance tubes of a clip from per-frame ``gt_instances``."""
-        gts = [s.gt_instances for s in frame_samples]
-        for gt in gts:
-            if 'instances_ids' not in gt:
-                raise KeyError('OfflineTeacher needs gt_instances.'
-                               'instances_ids to build instance tubes')
-        ids = torch.cat([gt.instances_ids.long() for gt in gts])
-        uniq = ids.unique(sorted=True)
-        t, m, device = len(gts), uniq.numel(), uniq.device
-        labels = torch.full((m, ), -1, dtype=torch.long, device=device)
-        bboxes = torch.tensor([0., 0., 1., 1.], device=device).repeat(t, m, 1)
-        present = torch.zeros((t, m), dtype=torch.bool, device=device)
-        rows = torch.full((t, m), -1, dtype=torch.long, device=device)
-        for i, gt in enumerate(gts):
-            if len(gt) == 0:
-                continue
-            col = torch.searchsorted(uniq, gt.instances_ids.long())
-            present[i, col] = True
-            rows[i, col] = torch.arange(len(gt), device=device)
-            bboxes[i, col] = get_box_tensor(gt.bboxes).float().to(device)
-            unset = labels[col] < 0
-            labels[col[unset]] = gt.labels.long()[unset]
-        return ClipTargets(uniq, labels, bboxes, present, rows)
-
-    def pair_cost(self,
-                  cls_logits: Tensor,
-                  boxes: Tensor,
-                  labels: Tensor,
-                  gt_bboxes: Tensor,
-                  img_meta: dict,
-                  mask_preds: Optional[Tensor] = None,
-                  gt_masks: Optional[Tensor] = None) -> Tensor:
-        """Matching cost (n, m) of predictions vs GT in one frame.
-
-        Args:
-            cls_logits (Tensor): (n, K) class logits.
-            boxes (Tensor): (n, 4) normalised cxcywh boxes.
-            labels (Tensor): (m, ) GT labels.
-            gt_bboxes (Tensor): (m, 4) absolute xyxy GT boxes.
-            img_meta (dict): Frame meta (``img_shape``).
-            mask_preds, gt_masks (Tensor, optional): (n, h, w) logits and
-                (m, h, w) targets, for mask costs.
-        """
-        img_h, img_w = img_meta['img_shape'][:2]
-        factor = boxes.new_tensor([img_w, img_h, img_w, img_h])
-        pred = InstanceData(
-            scores=cls_logits.detach(),
-            bboxes=bbox_cxcywh_to_xyxy(boxes.detach()) * factor)
-        gt = InstanceData(labels=labels, bboxes=gt_bboxes)
-        costs = self.match_costs
-        if mask_preds is not None:
-            pred.masks = mask_preds.detach()
-            gt.masks = gt_masks
-        else:  # frame-token matching: class and box costs only
-            costs = [c for c in costs if not self._is_mask_cost(c)]
-        cost = sum(c(pred, gt, img_meta=img_meta) for c in costs)
-        return torch.nan_to_num(cost, nan=1e6, posinf=1e6, neginf=-1e6)
-
-    @staticmethod
-    def _is_mask_cost(cost) -> bool:
-        return isinstance(cost, (DiceCost, CrossEntropyLossCost)) or getattr(
-            cost, 'binary_input', False)
-
-    @staticmethod
-    def hungarian(cost: Tensor) -> Tuple[Tensor, Tensor]:
-        """One-to-one assignment: (rows, cols) long tensors."""
-        rows, cols = linear_sum_assignment(cost.detach().cpu().numpy())
-        return (torch.as_tensor(rows, dtype=torch.long, device=cost.device),
-                torch.as_tensor(cols, dtype=torch.long, device=cost.device))
-
-    def match_clip(
-            self,
-            cls_logits: Tensor,
-            boxes: Tensor,
-            targets: ClipTargets,
-            img_metas: Sequence[dict],
-            valid: Optional[Tensor] = None,
-            mask_fn: Optional[Callable] = None) -> Tuple[Tensor, Tensor]:
-        """Video-level Hungarian matching of offline queries to tubes.
-
-        The cost of (query, instance) is the sum over the frames where the
-        instance is present of the per-frame costs (``match_costs``): one
-        query per instance tube, its boxes (and masks) judged in every
-        frame the instance is in.
-
-        Args:
-            cls_logits (Tensor): (N, K) class logits.
-            boxes (Tensor): (T, N, 4) normalised cxcywh boxes.
-            targets (:obj:`ClipTargets`): The clip's instance tubes.
-            img_metas (Sequence[dict]): Per-frame metas.
-            valid (Tensor, optional): (N, ) bool, queries that may match.
-            mask_fn (callable, optional): ``t -> (pred (N, h, w) logits,
-                gt (M, h, w))`` for mask costs.
-
-        Returns:
-            tuple[Tensor]: Matched query indices and instance indices.
-        """
-        cost = cls_logits.new_zeros((cls_logits.size(0), targets.num))
-        for t, meta in enumerate(img_metas):
-            present = targets.present[t]
-            if not bool(present.any()):
-                continue
-            masks = mask_fn(t) if mask_fn is not None else (None, None)
-            frame_cost = self.pair_cost(cls_logits, boxes[t], targets.labels,
-                                        targets.bboxes[t], meta, *masks)
-            cost = cost + frame_cost * present[None].to(frame_cost.dtype)
-        if valid is not None:
-            cost[~valid] = 1e8
-        return self.hungarian(cost)
-
-    def gt_token_targets(self, frames: dict,
-                         clips: Sequence[Sequence[DetDataSample]]) -> Tensor:
-        """Frame-token -> GT-instance assignment for token average.
-
-        Every frame's queries are matched one-to-one to the instances
-        present in that frame by the frozen model's own last-layer
-        predictions (Hungarian on ``match_costs``).
-
-        Returns:
-            Tensor: (B, T, fQ) long instance index (sorted
-            ``instances_ids`` order of the clip), -1 = no instance.
-        """
-        cls_scores = frames['cls_scores'][-1]
-        bbox_preds = frames['bbox_preds'][-1]
-        bs, t = len(clips), len(clips[0])
-        targets = torch.full((bs, t, cls_scores.size(1)),
-                             -1,
-                             dtype=torch.long,
-                             device=cls_scores.device)
-        for b, clip in enumerate(clips):
-            tubes = self.clip_targets(clip)
-            for i, sample in enumerate(clip):
-                cols = tubes.present[i].nonzero().squeeze(1)
-                if cols.numel() == 0:
-                    continue
-                k = b * t + i
-                cost = self.pair_cost(cls_scores[k], bbox_preds[k],
-                                      tubes.labels[cols],
-                                      tubes.bboxes[i, cols], sample.metainfo)
-                rows, matched = self.hungarian(cost)
-                targets[b, i, rows] = cols[matched].to(targets.device)
-        return targets
-
-    # ------------------------------------------------------------------
-    # training
-    # ------------------------------------------------------------------
-    def loss(self, inputs: Tensor, data_samples: TrackSampleList,
-             **kwargs) -> dict:
-        """Losses of a batch of T-frame clips (OOKD Sec. 3.2, eq. 1
-        without the embedding term; spec §1.9 terms and weights).
-
-        Args:
-            inputs (Tensor): (B, T, C, H, W) clips (e.g. ``ClipFrameSample``
-                with 4 frames, OOKD Sec. 4.1).
-            data_samples (list[:obj:`TrackDataSample`]): Per clip, T frames
-                with ``gt_instances`` (``bboxes``, ``labels``, ``masks``,
-                ``instances_ids``).
-
-        Returns:
-            dict[str, Tensor]: ``loss_cls``, ``loss_bbox``, ``loss_iou``,
-            ``loss_mask``, ``loss_dice`` for the last aggregator layer,
-            ``d{i}.``-prefixed for the others.
-        """
-        if inputs.dim() != 5:
-            raise ValueError('OfflineTeacher trains on (B, T, C, H, W) clips')
-        bs, t = inputs.shape[:2]
-        clips = [[video[i] for i in range(len(video))]
-                 for video in data_samples]
-        res = self.aggregate_clips(
-            inputs, clips, num_frame_layers=self.train_cfg['num_frame_layers'])
-        device = inputs.device
-        tubes = [self.clip_targets(clip) for clip in clips]
-        metas = [[s.metainfo for s in clip] for clip in clips]
-        mask_targets = [[
-            self.mask_head.get_mask_targets(s.gt_instances.masks,
-                                            s.metainfo['batch_input_shape'],
-                                            device) for s in clip
-        ] for clip in clips]
-        mask_feats = res['frames']['mask_feats'].view(
-            bs, t, *res['frames']['mask_feats'].shape[1:])
-        agg = res['agg']
-        assoc_targets = None
-        if self.loss_assoc is not None:
-            if 'frame_assoc_log' not in agg:
-                raise ValueError(
-                    f'loss_assoc needs an aggregator that learns the '
-                    f'association; {type(self.aggregator).__name__} does '
-                    'not return frame_assoc_log')
-            assoc_targets = self.gt_token_targets(res['frames'], clips)
-        num_layers = agg['queries'].size(0)
-        layers = range(num_layers) if self.deep_supervision else [
-            num_layers - 1
-        ]
-        losses = dict()
-        for layer in layers:
-            assoc_log = None
-            if assoc_targets is not None:
-                assoc_log = agg['frame_assoc_log'][layer]
-            layer_losses = self.loss_by_layer(agg['queries'][layer],
-                                              agg['frame_assoc'][layer],
-                                              agg['query_mask'],
-                                              res['frame_refs'], mask_feats,
-                                              tubes, mask_targets, metas,
-                                              assoc_log, assoc_targets)
-            prefix = '' if layer == num_layers - 1 else f'd{layer}.'
-            losses.update({prefix + k: v for k, v in layer_losses.items()})
-        return losses
-
-    def loss_by_layer(
-            self,
-            queries: Tensor,
-            frame_assoc: Tensor,
-            query_mask: Tensor,
-            frame_refs: Tensor,
-            mask_feats: Tensor,
-            tubes: List[ClipTargets],
-            mask_targets: List[List[Tensor]],
-            img_metas: List[List[dict]],
-            assoc_log: Optional[Tensor] = None,
-            assoc_targets: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """IDOL's loss terms for one aggregator layer.
-
-        Class: sigmoid focal over all queries x classes with video-level
-        one-hot targets of the matched queries, ``sum / #matched``. Box: L1
-        + GIoU per (matched query, frame with the instance), ``sum /
-        #pairs``. Mask: focal + dice per (matched query, frame with the
-        instance; all frames with ``mask_on_absent_frames``), ``sum /
-        #masks``. Loss modules and weights are the online model's (spec
-        §1.9).
-
-        Args:
-            queries (Tensor): (B', N, D); ``B' = n * B``, sample ``b`` is
-                clip ``b % B``.
-            frame_assoc (Tensor): (B', N, T, fQ).
-            query_mask (Tensor): (B', N) bool, queries that may match.
-            frame_refs (Tensor): (B', T, fQ, r).
-            mask_feats (Tensor): (B, T, C, h, w).
-            tubes (list[:obj:`ClipTargets`]): Per clip.
-            mask_targets (list[list[Tensor]]): Per clip and frame,
-                (M_t, H / 4, W / 4).
-            img_metas (list[list[dict]]): Per clip and frame.
-            assoc_log (Tensor, optional): (B', N, T, fQ) log association,
-                with ``loss_assoc``.
-            assoc_targets (Tensor, optional): (B, T, fQ) instance index of
-                every frame query (:meth:`gt_token_targets`).
-        """
-        head, mask_head = self.head, self.mask_head
-        assoc_preds, assoc_labels = [], []
-        num_clips = len(tubes)
-        cls_logits, refs, boxes = self.decode(queries, frame_assoc, frame_refs)
-        cls_targets = torch.zeros_like(cls_logits)
-        box_preds, box_targets, factors = [], [], []
-        mask_preds, mask_tgts = [], []
-        num_matched = 0
-        on_absent = self.train_cfg['mask_on_absent_frames']
-        for b in range(queries.size(0)):
-            c = b % num_clips
-            gt, metas = tubes[c], img_metas[c]
-            if gt.num == 0:
-                continue
-            mask_fn = None
-            if self.uses_mask_costs:
-                mask_fn = self._all_masks_fn(queries[b], refs[b],
-                                             mask_feats[c], mask_targets[c],
-                                             gt, metas)
-            rows, cols = self.match_clip(cls_logits[b], boxes[b], gt, metas,
-                                         query_mask[b], mask_fn)
-            cls_targets[b, rows, gt.labels[cols]] = 1
-            num_matched += rows.numel()
-            if assoc_log is not None:
-                preds, labels = self.assoc_pairs(assoc_log[b, rows],
-                                                 assoc_targets[c], cols)
-                assoc_preds.append(preds)
-                assoc_labels.append(labels)
-            for t, meta in enumerate(metas):
-                present = gt.present[t, cols]
-                img_h, img_w = meta['img_shape'][:2]
-                factor = boxes.new_tensor([img_w, img_h, img_w, img_h])
-                if bool(present.any()):
-                    box_preds.append(boxes[b, t, rows[present]])
-                    box_targets.append(gt.bboxes[t, cols[present]])
-                    factors.append(factor.expand(int(present.sum()), 4))
-                keep = torch.ones_like(present) if on_absent else present
-                if not bool(keep.any()):
-                    continue
-                q_inds, g_inds = rows[keep], cols[keep]
-                mask_preds.append(
-                    self.forward_masks(mask_feats[c, t], queries[b, q_inds],
-                                       refs[b, t, q_inds], meta))
-                mask_tgts.append(
-                    self._tube_masks(mask_targets[c][t], gt.rows[t, g_inds],
-                                     mask_preds[-1].shape[-2:]))
-        zero = boxes.sum() * 0
-        weight = None
-        if not bool(query_mask.all()):
-            weight = query_mask.flatten().to(cls_logits.dtype)
-        loss_cls = head.loss_cls(
-            cls_logits.flatten(0, 1),
-            cls_targets.flatten(0, 1),
-            weight=weight,
-            avg_factor=float(max(num_matched, 1)))
-        if box_preds:
-            box_preds = torch.cat(box_preds)
-            box_targets = torch.cat(box_targets)
-            factors = torch.cat(factors)
-            num_boxes = float(box_preds.size(0))
-            loss_bbox = head.loss_bbox(
-                box_preds,
-                bbox_xyxy_to_cxcywh(box_targets / factors),
-                avg_factor=num_boxes)
-            loss_iou = head.loss_iou(
-                bbox_cxcywh_to_xyxy(box_preds) * factors,
-                box_targets,
-                avg_factor=num_boxes)
-        else:
-            loss_bbox = loss_iou = zero
-        if mask_preds:
-            preds = torch.cat(mask_preds)
-            loss_mask, loss_dice = mask_head.loss(preds, torch.cat(mask_tgts),
-                                                  float(preds.size(0)))
-        else:
-            loss_mask = loss_dice = zero
-        losses = dict(
-            loss_cls=loss_cls,
-            loss_bbox=loss_bbox,
-            loss_iou=loss_iou,
-            loss_mask=loss_mask,
-            loss_dice=loss_dice)
-        if assoc_log is not None:
-            preds = torch.cat(assoc_preds) if assoc_preds else None
-            if preds is None or preds.numel() == 0:
-                losses['loss_assoc'] = assoc_log.sum() * 0
-            else:
-                labels = torch.cat(assoc_labels)
-                losses['loss_assoc'] = self.loss_assoc(
-                    preds, labels, avg_factor=float(labels.numel()))
-        return losses
-
-    @staticmethod
-    def assoc_pairs(assoc_log: Tensor, targets: Tensor,
-                    cols: Tensor) -> Tuple[Tensor, Tensor]:
-        """(prediction, label) pairs of the association loss of one clip.
-
-        Args:
-            assoc_log (Tensor): (R, T, fQ) log association of the matched
-                offline queries.
-            targets (Tensor): (T, fQ) instance index of every frame query
-                (-1 = none).
-            cols (Tensor): (R,) instance matched to each query.
-
-        Returns:
-            tuple[Tensor]: (P, fQ) log association rows and (P,) target
-            slots, one per (matched query, frame where a frame query holds
-            its instance); slots the aggregator dropped are left out.
-        """
-        hit = targets[None] == cols.to(targets.device)[:, None, None]
-        has = hit.any(-1)  # (R, T)
-        slots = hit.float().argmax(-1)
-        preds, labels = assoc_log[has], slots[has]
-        picked = preds.gather(1, labels[:, None]).squeeze(1)
-        keep = torch.isfinite(picked)
-        return preds[keep], labels[keep]
-
-    @staticmethod
-    def _tube_masks(frame_targets: Tensor, rows: Tensor,
-                    size: Tuple[int, int]) -> Tensor:
-        """Targets of instances in one frame; empty where ``rows < 0``."""
-        out = frame_targets.new_zeros((rows.numel(), ) + tuple(size))
-        has = rows >= 0
-        if bool(has.any()):
-            out[has] = frame_targets[rows[has]]
-        return out
-
-    def _all_masks_fn(self, queries: Tensor, refs: Tensor, mask_feats: Tensor,
-                      mask_targets: List[Tensor], gt: ClipTargets,
-                      metas: List[dict]) -> Callable:
-        """Mask-cost inputs of frame ``t``: all queries' logits (no grad)
-        and every tube's target (empty where absent)."""
-
-        def fn(t: int) -> Tuple[Tensor, Tensor]:
-            with torch.no_grad():
-                preds = self.forward_masks(mask_feats[t], queries, refs[t],
-                                           metas[t])
-            targets = self._tube_masks(mask_targets[t], gt.rows[t],
-                                       preds.shape[-2:])
-            return preds, targets
-
-        return fn
 
     # ------------------------------------------------------------------
     # offline inference
@@ -921,14 +561,10 @@ class OfflineTeacher(BaseMOTModel):
         return ids_out
 
     @torch.no_grad()
-    def decode_video(self, encoded: Dict[str, Tensor],
-                     samples: Sequence[DetDataSample],
-                     device: torch.device) -> List[InstanceData]:
-        """Aggregate, pick the top-k predictions and decode their masks.
-
-        Returns:
-            list[:obj:`InstanceData`]: ``pred_track_instances`` per frame.
-        """
+    def aggregate_video(self, encoded: Dict[str, Tensor],
+                        device: torch.device) -> Dict[str, Tensor]:
+        """The aggregator (last layer) over all frames of an encoded video
+        (:meth:`encode_video`)."""
         token_targets = None
         if 'track_ids' in encoded:
             ids = encoded['track_ids'].to(device)
@@ -938,11 +574,59 @@ class OfflineTeacher(BaseMOTModel):
                 token_targets[tracked] = torch.unique(
                     ids[tracked], return_inverse=True)[1]
             token_targets = token_targets[None]
-        agg = self.aggregator(
+        return self.aggregator(
             encoded['queries'][None].to(device),
             frame_scores=encoded['scores'][None].to(device),
             token_targets=token_targets,
             last_layer_only=True)
+
+    @torch.no_grad()
+    def video_knowledge(self, frames: Tensor,
+                        samples: Sequence[DetDataSample]) -> Dict[str, Tensor]:
+        """Offline knowledge of a whole video (OOKD Sec. 3.2: "from the
+        whole set of video frames"), for the knowledge bank.
+
+        The online pass runs in chunks (:meth:`encode_video`, bounded
+        memory), the aggregator once over all frames.
+
+        Args:
+            frames (Tensor): (T, C, H, W) preprocessed frames, time order.
+            samples (Sequence[:obj:`DetDataSample`]): Their samples.
+
+        Returns:
+            dict: ``embeds`` (N, C) offline embeddings (the frozen
+            embedding head on ``f_off``), ``queries`` (N, D),
+            ``cls_scores`` (N, K) video-level logits, ``bbox_preds``
+            (T, N, 4) normalised cxcywh boxes and ``presence`` (T, N).
+        """
+        was_training = self.aggregator.training
+        self.aggregator.eval()
+        try:
+            encoded = self.encode_video(frames, samples)
+            device = frames.device
+            agg = self.aggregate_video(encoded, device)
+        finally:
+            self.aggregator.train(was_training)
+        queries = agg['queries'][-1, 0]
+        cls_logits, _, boxes = self.decode(queries, agg['frame_assoc'][-1, 0],
+                                           encoded['refs'].to(device))
+        return dict(
+            embeds=self.head.forward_embed(queries),
+            queries=queries,
+            cls_scores=cls_logits,
+            bbox_preds=boxes,
+            presence=self._presence(agg, boxes)[-1, 0].t())
+
+    @torch.no_grad()
+    def decode_video(self, encoded: Dict[str, Tensor],
+                     samples: Sequence[DetDataSample],
+                     device: torch.device) -> List[InstanceData]:
+        """Aggregate, pick the top-k predictions and decode their masks.
+
+        Returns:
+            list[:obj:`InstanceData`]: ``pred_track_instances`` per frame.
+        """
+        agg = self.aggregate_video(encoded, device)
         queries = agg['queries'][-1, 0]
         cls_probs = self.head.cls_branches[-1](queries).sigmoid()
         cls_probs = cls_probs * agg['query_mask'][0, :, None]
@@ -952,8 +636,10 @@ class OfflineTeacher(BaseMOTModel):
         cls_scores, flat = cls_probs.flatten().topk(k)
         query_inds, labels = flat // num_classes, flat % num_classes
         uniq, inverse = torch.unique(query_inds, return_inverse=True)
-        refs = torch.einsum('ntq,tqr->tnr', agg['frame_assoc'][-1, 0, uniq],
-                            encoded['refs'].to(device))
+        assoc = agg['frame_assoc'][-1, 0, uniq]
+        assoc = assoc / assoc.sum(-1, keepdim=True).clamp(min=1e-30)
+        refs = torch.einsum('ntq,tqr->tnr', assoc, encoded['refs'].to(device))
+        presence = self._presence(agg, queries)[-1, 0, uniq]  # (n, T)
         feats = queries[uniq]
         mask_thr = self.online.test_cfg['mask_thr']
         prob_sum = cls_scores.new_zeros(k)
@@ -962,7 +648,8 @@ class OfflineTeacher(BaseMOTModel):
         for t, sample in enumerate(samples):
             meta = sample.metainfo
             logits = self.forward_masks(encoded['mask_feats'][t].to(device),
-                                        feats, refs[t], meta)[inverse]
+                                        feats, refs[t], meta,
+                                        presence[:, t])[inverse]
             probs = self._input_size_probs(logits, meta)
             binary = probs > mask_thr
             prob_sum += (probs * binary).flatten(1).sum(1)
