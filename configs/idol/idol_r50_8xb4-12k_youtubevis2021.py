@@ -63,7 +63,13 @@ test_pipeline = [
         type='TransformBroadcaster',
         transforms=[
             dict(type='LoadImageFromFile', backend_args=backend_args),
-            dict(type='Resize', scale=test_scale, keep_ratio=True),
+            # PIL bilinear (anti-aliased when downscaling), as detectron2's
+            # ResizeShortestEdge: what the official VNext weights expect
+            dict(
+                type='Resize',
+                scale=test_scale,
+                keep_ratio=True,
+                backend='pillow'),
         ]),
     dict(type='PackTrackInputs')
 ]
