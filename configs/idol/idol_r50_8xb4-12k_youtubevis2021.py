@@ -17,6 +17,8 @@ backend_args = None
 train_short_sides = [320, 352, 392, 416, 448, 480, 512, 544, 576, 608, 640]
 train_max_size = 768
 test_scale = (1333, 480)  # §1.10: test short side 480, max 1333
+# image padding value: the pixel mean (BGR, as loaded)
+pad_val = (104, 116, 124)
 
 train_pipeline = [
     # key = earlier frame, reference within +-10 frames (§1.6)
@@ -56,6 +58,13 @@ train_pipeline = [
                 keep_ratio=True),
             dict(type='RandomFlip', prob=0.5),
         ]),
+    # detectron2's filter_empty_instances after all augmentation: an
+    # instance with an empty box or mask is not ground truth in that frame
+    dict(type='FilterEmptyInstances', min_box_size=1e-5),
+    # key and reference may differ in size after their own crops: pad them
+    # to a common size (each keeps its own img_shape), as detectron2's
+    # ImageList pads a batch; the pixel mean normalises to ~0
+    dict(type='PadClipFrames', pad_val=pad_val),
     dict(type='PackTrackInputs')
 ]
 test_pipeline = [

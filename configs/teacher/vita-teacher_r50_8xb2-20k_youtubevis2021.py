@@ -111,6 +111,8 @@ train_pipeline = [
                 keep_ratio=True),
             dict(type='RandomFlip', prob=0.5),
         ]),
+    dict(type='FilterEmptyInstances', min_box_size=1e-5),
+    dict(type='PadClipFrames', pad_val=_base_.pad_val),
     dict(type='PackTrackInputs')
 ]
 train_dataloader = dict(

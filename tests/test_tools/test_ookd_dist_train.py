@@ -34,7 +34,7 @@ def reduced_flagship(data_root: str, path: str) -> str:
         dataset_version=None,
         ann_file='annotations/toyvis_train.json',
         data_prefix=dict(img_path='train/JPEGImages'))
-    paste, crop, resize_flip, _ = loader.dataset.pipeline
+    paste, _, resize_flip = loader.dataset.pipeline[:3]
     paste.update(
         ann_file=root + 'annotations/toyvis_train.json', dataset_version=None)
     # reduced input size: short side 128 instead of 320-640

@@ -14,32 +14,14 @@ unchanged.
 import copy
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform, Compose
 from mmdet.registry import TRANSFORMS
-from mmdet.structures.bbox import BaseBoxes
+
+from .clip_padding import pad_frame
+from .instance_filter import box_array, select_instances, valid_instances
 
 __all__ = ['PseudoKeyRefPair']
-
-#: Per-instance annotation arrays that are filtered together.
-_INSTANCE_KEYS = ('gt_bboxes', 'gt_bboxes_labels', 'gt_masks',
-                  'gt_ignore_flags', 'gt_instances_ids')
-
-
-def _box_array(boxes: Any) -> np.ndarray:
-    """(N, 4) float32 xyxy array of mmdet boxes or an array."""
-    if isinstance(boxes, BaseBoxes):
-        return boxes.numpy().astype(np.float32).reshape(-1, 4)
-    return np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-
-
-def _mask_nonempty(masks: Any) -> np.ndarray:
-    """(N,) bool: masks with at least one foreground pixel."""
-    if hasattr(masks, 'areas'):  # BitmapMasks / PolygonMasks
-        return np.asarray(masks.areas, dtype=np.float64).reshape(-1) > 0
-    masks = np.asarray(masks)
-    return masks.reshape(masks.shape[0], -1).any(1)
 
 
 @TRANSFORMS.register_module()
@@ -147,37 +129,6 @@ class PseudoKeyRefPair(BaseTransform):
                 return view
         return None
 
-    def _valid(self, view: dict) -> np.ndarray:
-        """(N,) bool: instances with a non-empty box and mask in a view."""
-        boxes = _box_array(view['gt_bboxes'])
-        wh = boxes[:, 2:] - boxes[:, :2]
-        valid = (wh > self.min_box_size).all(1)
-        if view.get('gt_masks') is not None:
-            valid &= _mask_nonempty(view['gt_masks'])
-        return valid
-
-    @staticmethod
-    def _select(view: dict, keep: np.ndarray) -> None:
-        """Keep the instances ``keep`` (bool) of a view, in place."""
-        inds = np.nonzero(keep)[0]
-        for key in _INSTANCE_KEYS:
-            if view.get(key) is not None:
-                view[key] = view[key][inds]
-
-    def _pad(self, view: dict, shape: Tuple[int, int]) -> None:
-        """Pad image (``pad_val``) and masks (0) to ``shape`` at the
-        bottom/right, in place."""
-        img = view['img']
-        if img.shape[:2] != tuple(shape):
-            pad_val = self.pad_val
-            if img.ndim == 3 and not isinstance(pad_val, (int, float)):
-                pad_val = tuple(pad_val)
-            view['img'] = mmcv.impad(img, shape=shape, pad_val=pad_val)
-        if view.get('gt_masks') is not None:
-            masks = view['gt_masks']
-            if (masks.height, masks.width) != tuple(shape):
-                view['gt_masks'] = masks.pad(tuple(shape), pad_val=0)
-
     # ------------------------------------------------------------------
     def transform(self, results: dict) -> Optional[Dict[str, List]]:
         """Two views of ``results`` as a key/reference frame-list dict."""
@@ -196,17 +147,17 @@ class PseudoKeyRefPair(BaseTransform):
                 return None
         # invalid in a view -> absent there; invalid in the key -> absent
         # from both views (spec §1.6)
-        self._select(key, self._valid(key))
-        ref_keep = self._valid(ref) & np.isin(ref['gt_instances_ids'],
-                                              key['gt_instances_ids'])
-        self._select(ref, ref_keep)
+        select_instances(key, valid_instances(key, self.min_box_size))
+        ref_keep = valid_instances(ref, self.min_box_size) & np.isin(
+            ref['gt_instances_ids'], key['gt_instances_ids'])
+        select_instances(ref, ref_keep)
 
         shape = tuple(
             int(max(v['img'].shape[i] for v in (key, ref))) for i in (0, 1))
         views = [key, ref]
         for frame_id, view in enumerate(views):
-            self._pad(view, shape)
-            view['gt_bboxes'] = _box_array(view['gt_bboxes'])
+            pad_frame(view, shape, self.pad_val)
+            view['gt_bboxes'] = box_array(view['gt_bboxes'])
             view['gt_bboxes_labels'] = np.asarray(
                 view['gt_bboxes_labels'], dtype=np.int64)
             view['gt_instances_ids'] = np.asarray(
