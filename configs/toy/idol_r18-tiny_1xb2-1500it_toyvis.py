@@ -69,4 +69,8 @@ default_hooks = dict(
     checkpoint=dict(
         type='CheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)
-randomness = dict(seed=0)
+# same seed, same machine, same numbers: deterministic algorithms, seeded
+# data workers (mmengine) and a fixed CPU thread count (torch's reductions
+# depend on it); tools/toy_pipeline.py --threads overrides it
+randomness = dict(seed=0, deterministic=True)
+custom_hooks = [dict(type='ReproducibilityHook', num_threads=2)]
