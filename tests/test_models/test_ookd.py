@@ -200,7 +200,7 @@ def test_bad_teacher_settings_give_clear_errors(tmp_path):
         build(ookd_cfg(teacher=dict(config=nope))).teacher
     not_a_teacher = dict(
         type='mmdet.ChannelMapper', in_channels=[4], out_channels=4)
-    with pytest.raises(TypeError, match='forward_clip'):
+    with pytest.raises(RuntimeError, match='ChannelMapper.*forward_clip'):
         build(ookd_cfg(teacher=dict(config=not_a_teacher))).teacher
     with pytest.raises(ValueError, match='association'):
         build(ookd_cfg(association='hungarian'))

@@ -26,8 +26,9 @@ outside the module tree: it is not a submodule, so it is never in the
 optimizer, never wrapped by DDP, never saved into the student's
 checkpoints, and ``train()`` cannot switch it out of eval mode.
 """
+import ast
 import os.path as osp
-from typing import Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 from mmdet.registry import MODELS, TASK_UTILS
@@ -40,8 +41,49 @@ from mmengine.runner.checkpoint import load_checkpoint
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from .bank_distill import BankDistillMixin
 from .distill_terms import DistillBatch, DistillFrame, DistillTerms
 from .idol import IDOL, FrameOutputs
+
+
+def parse_teacher_cfg_options(options: Any) -> Optional[dict]:
+    """``model.teacher.cfg_options`` as a dict, or a clear error.
+
+    On the command line, ``--cfg-options
+    "model.teacher.cfg_options={'online_checkpoint':None}"`` reaches the
+    config as the *text* of a dict (mmengine's ``DictAction`` parses lists,
+    not dicts, and splits text with a comma into a list of strings), which
+    used to fail deep inside the lazily built teacher. Such text is read
+    as a Python literal; anything that is not a dict is refused here, when
+    the student is built.
+    """
+    if options is None or isinstance(options, dict):
+        return options
+    text = options
+    if isinstance(options, (list, tuple)) and options and all(
+            isinstance(o, str) for o in options):
+        text = ','.join(options)
+    hint = ('give a dict, or on the command line one override per key: '
+            '--cfg-options model.teacher.cfg_options.KEY=VALUE')
+    if isinstance(text, str):
+        try:
+            parsed = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            raise ValueError(f'model.teacher.cfg_options {options!r} is not '
+                             f'the text of a dict; {hint}') from None
+        if isinstance(parsed, dict):
+            return parsed
+    raise TypeError('model.teacher.cfg_options must be a dict of teacher '
+                    f'config overrides, got {type(options).__name__} '
+                    f'{options!r}; {hint}')
+
+
+def _describe_teacher_config(config: Any) -> str:
+    if isinstance(config, str):
+        return config
+    if isinstance(config, dict) and 'type' in config:
+        return f"the model dict of type {config['type']!r}"
+    return f'a {type(config).__name__}'
 
 
 def build_frozen_teacher(config: Union[str, dict, Config],
@@ -71,6 +113,7 @@ def build_frozen_teacher(config: Union[str, dict, Config],
     else:
         model_cfg = Config(dict(config))
     model_cfg = Config(dict(model_cfg))
+    cfg_options = parse_teacher_cfg_options(cfg_options)
     if cfg_options:
         model_cfg.merge_from_dict(cfg_options)
     if checkpoint is not None and 'online_checkpoint' in model_cfg:
@@ -110,7 +153,7 @@ def build_frozen_teacher(config: Union[str, dict, Config],
 
 
 @MODELS.register_module()
-class OOKD(IDOL):
+class OOKD(BankDistillMixin, IDOL):
     """IDOL student distilled from a frozen offline teacher (paper Sec. 3).
 
     Training samples hold ``[key, reference, context...]`` frames
@@ -143,6 +186,16 @@ class OOKD(IDOL):
         kd_frames (str): Which student frames are distilled: ``'both'``
             (key and reference; default: both are student outputs of the
             same clip) or ``'key'``. The paper does not say.
+        knowledge_bank (str | dict, optional): Distil from a knowledge bank
+            file (one offline feature per training instance, the teacher
+            run once over every whole video; ``tools/analysis/
+            build_knowledge_bank.py``) instead of running the teacher on
+            each sample: its path, or ``dict(path=..., teacher_config=...,
+            teacher_checkpoint=..., ann_file=...)`` to refuse a bank from
+            another teacher / dataset or a stale one. QFA then runs on the
+            student side only (:mod:`.bank_distill`); ``teacher`` is not
+            needed unless an extra term needs it. Defaults to None (the
+            teacher on the fly).
         extra_distill (list[dict], optional): Extra distillation terms
             added to L_total, each a registered loss config with its
             ``inputs`` (what it consumes) and ``name``; see
@@ -160,8 +213,10 @@ class OOKD(IDOL):
                  association: str = 'qfa',
                  kd_frames: str = 'both',
                  extra_distill: Optional[list] = None,
+                 knowledge_bank: Union[None, str, dict] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self._init_knowledge_bank(knowledge_bank)
         if association not in ('qfa', 'index'):
             raise ValueError(
                 f"association must be 'qfa' or 'index', got {association!r}")
@@ -169,13 +224,23 @@ class OOKD(IDOL):
             raise ValueError(
                 f"kd_frames must be 'both' or 'key', got {kd_frames!r}")
         self.extra_distill = DistillTerms(extra_distill)
-        if loss_kd is not None or self.extra_distill.needs_teacher:
+        if self.uses_bank and (association != 'qfa'
+                               or self.extra_distill.needs_offline):
+            raise ValueError(
+                'knowledge_bank holds one feature per ground-truth instance: '
+                "it needs association='qfa' and no extra term that reads "
+                'the offline teacher outputs (use the teacher on the fly)')
+        if (loss_kd is not None and not self.uses_bank) or \
+                self.extra_distill.needs_teacher:
             if teacher is None or 'config' not in teacher:
                 raise KeyError(
                     'model.teacher needs a `config` (the teacher config '
                     'file or model dict) and a `checkpoint` (or set '
                     'loss_kd=None to train without distillation)')
+        if teacher is not None:
             teacher = dict(teacher)
+            teacher['cfg_options'] = parse_teacher_cfg_options(
+                teacher.get('cfg_options'))
         self.teacher_cfg = teacher
         # Built on the first training step, so testing the student (which
         # is IDOL alone) never needs the teacher's files; not a submodule
@@ -189,13 +254,27 @@ class OOKD(IDOL):
     @property
     def teacher(self) -> nn.Module:
         """The frozen teacher (not a submodule of the student), built from
-        ``teacher_cfg`` on first use."""
+        ``teacher_cfg`` on first use.
+
+        A missing file is reported as it is (the message names it); any
+        other error becomes a ``RuntimeError`` naming the teacher config,
+        chained to the original. An ``AttributeError`` escaping a property
+        would otherwise be swallowed by ``nn.Module.__getattr__`` and
+        reported as "'OOKD' object has no attribute 'teacher'".
+        """
         if self._teacher is None:
-            object.__setattr__(
-                self, '_teacher',
-                build_frozen_teacher(self.teacher_cfg['config'],
-                                     self.teacher_cfg.get('checkpoint'),
-                                     self.teacher_cfg.get('cfg_options')))
+            config = self.teacher_cfg['config']
+            try:
+                teacher = build_frozen_teacher(
+                    config, self.teacher_cfg.get('checkpoint'),
+                    self.teacher_cfg.get('cfg_options'))
+            except OSError:
+                raise
+            except Exception as err:
+                raise RuntimeError('cannot build the OOKD teacher from '
+                                   f'{_describe_teacher_config(config)}: '
+                                   f'{type(err).__name__}: {err}') from err
+            object.__setattr__(self, '_teacher', teacher)
         return self._teacher
 
     @property
@@ -244,12 +323,14 @@ class OOKD(IDOL):
         losses = self.loss_by_outputs(key_out, ref_out, key_samples,
                                       ref_samples)
         knowledge = None
-        if self.loss_kd is not None or self.extra_distill.needs_offline:
+        if self.loss_kd is not None and self.uses_bank:
+            losses['loss_kd'] = self.loss_distill_bank(data_samples, outputs)
+        elif self.loss_kd is not None or self.extra_distill.needs_offline:
             knowledge = [
                 self.teacher_knowledge(clip, sample)
                 for clip, sample in zip(inputs, data_samples)
             ]
-        if self.loss_kd is not None:
+        if self.loss_kd is not None and not self.uses_bank:
             losses['loss_kd'] = self.loss_distill(inputs, data_samples,
                                                   outputs, knowledge)
         if len(self.extra_distill):
