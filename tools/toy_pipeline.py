@@ -37,6 +37,7 @@ from mmengine.runner import Runner
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import mmookd  # noqa: E402,F401
+import mmookd.utils.cli as cli  # noqa: E402
 from mmookd.datasets.toyvis import generate_toyvis  # noqa: E402
 from mmookd.utils import set_data_root  # noqa: E402
 
@@ -88,7 +89,7 @@ TABLE_KEYS = [('AP', 'segm_mAP'), ('AP_S', 'short/segm_mAP'),
 TC_KEYS = [('TC_S', 'tc/TC_short'), ('TC_L', 'tc/TC_long')]
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -156,7 +157,10 @@ def parse_args() -> argparse.Namespace:
         help='train again even if a final checkpoint exists')
     parser.add_argument(
         '--out', help='also write the metrics of every run to this JSON')
-    return parser.parse_args()
+    parser.add_argument(
+        '--force', action='store_true', help='overwrite --out if it exists')
+    cli.add_debug_argument(parser)
+    return parser.parse_args(argv)
 
 
 def build_cfg(config: str, args: argparse.Namespace, work_dir: str,
@@ -279,6 +283,8 @@ def format_table(rows: List[Dict], tc: bool = False) -> str:
 
 def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
     args = args or parse_args()
+    # before any work: the file is written after the last run
+    cli.check_new_file(args.out, '--out', getattr(args, 'force', False))
     if args.teacher_checkpoint and not osp.isfile(args.teacher_checkpoint):
         raise FileNotFoundError(
             f'--teacher-checkpoint: no such file {args.teacher_checkpoint}')
@@ -313,10 +319,11 @@ def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
     print(f'total wall time {time.time() - t0:.0f} s')
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
+        mode = 'w' if getattr(args, 'force', False) else 'x'
+        with open(args.out, mode) as f:
             json.dump(rows, f, indent=1)
     return rows
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.run_cli(lambda argv: main(parse_args(argv))))

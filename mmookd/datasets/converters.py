@@ -19,6 +19,8 @@ import random
 import tempfile
 from typing import Dict, List, Optional, Tuple
 
+from mmookd.utils.cli import set_default_file_mode
+
 from .ytvis import VISDataError, frame_instance, load_vis_json, parse_vis_json
 
 __all__ = [
@@ -101,7 +103,8 @@ def _check_outputs(out_files: List[str],
 
 
 def _write_json(obj: dict, out_file: str) -> None:
-    """Write via a temp file + rename so no half-written JSON is left."""
+    """Write via a temp file + rename so no half-written JSON is left;
+    the file gets an ordinary new file's mode (``mkstemp``'s is 0600)."""
     out_dir = osp.dirname(osp.abspath(out_file))
     os.makedirs(out_dir, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
@@ -109,6 +112,7 @@ def _write_json(obj: dict, out_file: str) -> None:
     try:
         with os.fdopen(fd, 'w') as f:
             json.dump(obj, f)
+        set_default_file_mode(tmp)
         os.replace(tmp, out_file)
     except BaseException:
         if osp.exists(tmp):

@@ -15,6 +15,7 @@ from mmookd.datasets.converters import (
     ytvis_to_cocovid,
 )
 from mmookd.datasets.ytvis import YTVIS_2019_CLASSES, VISDataError
+from mmookd.utils.cli import run_cli
 
 TOOLS = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
@@ -126,16 +127,18 @@ def test_cli(make_ytvis, tmp_path, capsys):
     out = str(tmp_path / 'cli.json')
     assert tool.main([info['ann_file'], out]) == 0
     assert '8 images' in capsys.readouterr().out
-    assert tool.main([info['ann_file'], out]) == 1
-    assert 'already exists' in capsys.readouterr().err
+    assert run_cli(tool.main, [info['ann_file'], out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'already exists' in err
     assert tool.main([info['ann_file'], out, '--force']) == 0
 
     split = load_tool('split_ytvis')
     out_dir = str(tmp_path / 'splits')
     assert split.main([info['ann_file'], out_dir, '--num-val', '1']) == 0
     assert sorted(os.listdir(out_dir)) == ['train_sub.json', 'val_sub.json']
-    assert split.main([info['ann_file'], out_dir]) == 1
-    assert 'already exists' in capsys.readouterr().err
+    assert run_cli(split.main, [info['ann_file'], out_dir]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'already exists' in err
 
 
 def many_videos(n: int = 20) -> dict:

@@ -402,7 +402,8 @@ def test_cli_safe_and_idempotent(tmp_path, capsys):
     assert os.stat(ann_path).st_mtime_ns == mtime
 
     # different options: refused, nothing touched
-    assert cli.main(args + ['--seed', '3']) == 1
+    with pytest.raises(FileExistsError, match='--force'):
+        cli.main(args + ['--seed', '3'])
     with open(ann_path, 'rb') as f:
         assert f.read() == ann_bytes
     assert _jpeg_digest(out) == digest
@@ -425,7 +426,8 @@ def test_cli_refuses_foreign_files(tmp_path):
     foreign = out / 'annotations' / 'toyvis_val.json'
     foreign.write_text('user data')
     args = ['--out', str(out), '--num-train', '1', '--num-val', '1']
-    assert cli.main(args) == 1
+    with pytest.raises(FileExistsError, match='Nothing was changed'):
+        cli.main(args)
     assert foreign.read_text() == 'user data'
     # an interrupted run (no meta file) is not mistaken for a dataset
     assert toyvis_status(str(out)) == 'conflict'

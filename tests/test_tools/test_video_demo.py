@@ -185,8 +185,8 @@ def test_demo_on_damaged_real_footage(tmp_path):
     declared rate are used as they are."""
     out = tmp_path / 'tree_vis.mp4'
     with pytest.warns(
-            UserWarning, match='read 68 frames but its header '
-            'declares 444'):
+            UserWarning, match='tree.avi: reading stopped at frame 68 of '
+            '444'):
         demo.main([
             osp.join(OPENCV_DATA, 'tree.avi'), TOY_CFG, '--out',
             str(out), '--device', 'cpu'

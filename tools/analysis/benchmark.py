@@ -70,6 +70,7 @@ from mmengine.config import DictAction
 sys.path.insert(0,
                 osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmookd import apis  # noqa: E402
+from mmookd.utils import cli  # noqa: E402
 
 OPEN_THRESHOLDS = {
     'model.test_cfg.select_thr': 0.0,
@@ -136,6 +137,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override settings in the config, key=value pairs')
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.frames < 1 or args.warmup < 0:
         parser.error('--frames must be >= 1 and --warmup >= 0')
@@ -360,9 +362,7 @@ def environment(device: torch.device) -> Dict[str, Any]:
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
-    if args.out and osp.exists(args.out) and not args.force:
-        raise FileExistsError(f'--out {args.out} exists already; pass '
-                              '--force to overwrite it')
+    cli.check_new_file(args.out, '--out', args.force)
     if args.deform_attn == 'pytorch':
         import mmcv.ops.multi_scale_deform_attn as msda
         msda.IS_CUDA_AVAILABLE = False
@@ -430,4 +430,4 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.run_cli(main))

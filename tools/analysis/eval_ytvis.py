@@ -24,6 +24,7 @@ from mmookd.evaluation.functional import (
     evaluate_ytvis,
     evaluate_ytvis_subsets,
 )
+from mmookd.utils.cli import add_debug_argument, run_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -40,6 +41,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--verbose',
         action='store_true',
         help='also print the evaluator log (summary lines, warnings)')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if bool(args.gt) == bool(args.gt_short or args.gt_long):
         parser.error('give either --gt, or --gt-short and --gt-long')
@@ -99,8 +101,4 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as e:
-        # invalid inputs: a clear one-line message instead of a traceback
-        sys.exit(f'eval_ytvis: error: {e}')
+    sys.exit(run_cli(main))

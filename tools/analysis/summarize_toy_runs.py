@@ -16,10 +16,12 @@ import json
 import math
 import os.path as osp
 import sys
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from toy_pipeline import TABLE_KEYS, TC_KEYS  # noqa: E402
+
+from mmookd.utils.cli import add_debug_argument, run_cli  # noqa: E402
 
 # the pipeline's table columns, without the recall ones
 KEYS = [(short, f'youtube_vis/{key}') for short, key in TABLE_KEYS
@@ -87,18 +89,29 @@ def format_summary(summary: List[Dict],
     return '\n'.join(lines)
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('files', nargs='+', help='toy_pipeline --out JSONs')
     parser.add_argument('--tc', action='store_true', help='add TC columns')
-    args = parser.parse_args()
+    add_debug_argument(parser)
+    args = parser.parse_args(argv)
     runs = []
     for path in args.files:
         with open(path) as f:
-            runs.append(json.load(f))
+            try:
+                rows = json.load(f)
+            except ValueError as err:
+                raise ValueError(f'{path} is not a toy_pipeline --out JSON: '
+                                 f'{err}') from None
+        if not isinstance(rows, list) or not all(
+                isinstance(r, dict) and {'name', 'seed', 'metrics'} <= set(r)
+                for r in rows):
+            raise ValueError(f'{path} is not a toy_pipeline --out JSON (a '
+                             'list of rows with name, seed and metrics)')
+        runs.append(rows)
     keys = KEYS + (TC_KEYS if args.tc else [])
     print(format_summary(summarize(merge_runs(runs), keys), keys))
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

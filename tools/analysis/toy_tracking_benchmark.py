@@ -50,6 +50,7 @@ import mmookd  # noqa: F401  (registers the plugin, safe torch.load)
 from mmookd.evaluation.functional import evaluate_ytvis
 from mmookd.evaluation.functional.identity_survival import identity_survival
 from mmookd.evaluation.metrics import YTVISMetric
+from mmookd.utils.cli import add_debug_argument, check_new_file, run_cli
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = 'configs/toy/ookd_r18-tiny_1xb2-toyvis_no-kd.py'
@@ -111,10 +112,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=0.0,
         help='ignore predictions below this score for identity metrics')
     parser.add_argument('--out', help='also write the numbers to this JSON')
+    parser.add_argument('--force', action='store_true', help='overwrite --out')
     parser.add_argument(
         '--verbose',
         action='store_true',
         help='show the evaluator log (AP summaries, warnings)')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -206,6 +209,7 @@ def format_table(rows: List[Dict[str, Any]], coverage_thr: float) -> str:
 def main(argv: Optional[List[str]] = None) -> List[Dict[str, Any]]:
     """Run the benchmark, print the table, return the rows."""
     args = parse_args(argv)
+    check_new_file(args.out, '--out', args.force)
     config = args.config if osp.isfile(args.config) else osp.join(
         ROOT, args.config)
     if not osp.isfile(config):
@@ -271,7 +275,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, Any]]:
     if args.out:
         out_dir = osp.dirname(osp.abspath(args.out))
         os.makedirs(out_dir, exist_ok=True)
-        with open(args.out, 'w') as f:
+        with open(args.out, 'w' if args.force else 'x') as f:
             json.dump(
                 dict(
                     config=args.config,
@@ -288,7 +292,4 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, Any]]:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f'toy_tracking_benchmark: error: {e}')
+    sys.exit(run_cli(main))

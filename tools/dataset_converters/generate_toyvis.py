@@ -10,6 +10,7 @@ Safe to re-run: an existing dataset made with the same options is kept
 (exit 0); anything else in the way is only replaced with ``--force``.
 """
 import argparse
+import importlib
 import importlib.util
 import json
 import os.path as osp
@@ -19,17 +20,17 @@ from types import ModuleType
 from typing import List, Optional, Tuple
 
 
-def load_toyvis() -> ModuleType:
-    """Load the generator straight from its file: it only needs numpy and
-    OpenCV, while ``import mmookd`` pulls in torch, mmcv and mmdet, so data
-    can be made quickly and before the OpenMMLab stack is built."""
+def _load_standalone(package: str, module: str) -> ModuleType:
+    """Load ``mmookd.<package>.<module>`` straight from its file: the
+    generator only needs numpy and OpenCV (the CLI helper only the standard
+    library), while ``import mmookd`` pulls in torch, mmcv and mmdet, so
+    data can be made quickly and before the OpenMMLab stack is built."""
     path = osp.join(
-        osp.dirname(osp.abspath(__file__)), '..', '..', 'mmookd', 'datasets',
-        'toyvis.py')
+        osp.dirname(osp.abspath(__file__)), '..', '..', 'mmookd', package,
+        f'{module}.py')
     if not osp.isfile(path):  # installed elsewhere: use the package
-        from mmookd.datasets import toyvis
-        return toyvis
-    name = '_mmookd_toyvis_standalone'
+        return importlib.import_module(f'mmookd.{package}.{module}')
+    name = f'_mmookd_{module}_standalone'
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
@@ -37,6 +38,11 @@ def load_toyvis() -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_toyvis() -> ModuleType:
+    """The ToyVIS generator, without importing torch (see above)."""
+    return _load_standalone('datasets', 'toyvis')
 
 
 def _size(text: str) -> Tuple[int, int]:
@@ -113,42 +119,37 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='replace an existing dataset with different options (only '
         'the paths the generator writes are removed)')
+    _load_standalone('utils', 'cli').add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     toyvis = load_toyvis()
-    try:
-        opts = toyvis.make_toyvis_options(
-            seed=args.seed,
-            num_train=args.num_train,
-            num_val=args.num_val,
-            num_long_val=args.num_long_val,
-            sizes=args.sizes,
-            frames=args.frames,
-            long_frames=args.long_frames,
-            stride=args.stride,
-            long_stride=args.long_stride,
-            instances=args.instances,
-            jpeg_quality=args.jpeg_quality)
-    except ValueError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    opts = toyvis.make_toyvis_options(
+        seed=args.seed,
+        num_train=args.num_train,
+        num_val=args.num_val,
+        num_long_val=args.num_long_val,
+        sizes=args.sizes,
+        frames=args.frames,
+        long_frames=args.long_frames,
+        stride=args.stride,
+        long_stride=args.long_stride,
+        instances=args.instances,
+        jpeg_quality=args.jpeg_quality)
     status = toyvis.toyvis_status(args.out, opts)
     if status == 'identical' and not args.force:
         print(f'ToyVIS already exists in {args.out} with the same options '
               f'(version {toyvis.TOYVIS_VERSION}); nothing to do.')
         return 0
     if status == 'conflict' and not args.force:
-        print(
-            f'error: {args.out} already holds a ToyVIS dataset with other '
+        raise FileExistsError(
+            f'{args.out} already holds a ToyVIS dataset with other '
             'options, an incomplete one, or files in its paths '
             f'({toyvis.TOYVIS_META_FILE}, annotations/toyvis_*.json, '
             '*/JPEGImages). Nothing was changed; use --force to replace '
-            'them.',
-            file=sys.stderr)
-        return 1
+            'them.')
     start = time.time()
     paths = toyvis.generate_toyvis(args.out, opts, overwrite=True)
     print(f'ToyVIS written to {args.out} in {time.time() - start:.1f} s')
@@ -161,4 +162,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(_load_standalone('utils', 'cli').run_cli(main))

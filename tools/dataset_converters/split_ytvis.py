@@ -17,7 +17,7 @@ import sys
 from typing import List, Optional
 
 from mmookd.datasets.converters import split_ytvis
-from mmookd.datasets.ytvis import VISDataError
+from mmookd.utils.cli import add_debug_argument, run_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -35,24 +35,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     group.add_argument(
         '--num-val', type=int, default=None, help='number of val videos')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    try:
-        train_file, val_file = split_ytvis(
-            args.ann_file,
-            args.out_dir,
-            val_ratio=args.val_ratio,
-            num_val=args.num_val,
-            seed=args.seed)
-    except (VISDataError, FileExistsError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
+    train_file, val_file = split_ytvis(
+        args.ann_file,
+        args.out_dir,
+        val_ratio=args.val_ratio,
+        num_val=args.num_val,
+        seed=args.seed)
     print(f'wrote {train_file} and {val_file}')
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

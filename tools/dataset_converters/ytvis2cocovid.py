@@ -16,7 +16,7 @@ import sys
 from typing import List, Optional
 
 from mmookd.datasets.converters import ytvis_to_cocovid
-from mmookd.datasets.ytvis import VISDataError
+from mmookd.utils.cli import add_debug_argument, run_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -28,20 +28,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--force',
         action='store_true',
         help='overwrite out_file if it exists (never the input)')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    try:
-        counts = ytvis_to_cocovid(args.ann_file, args.out_file, args.force)
-    except (VISDataError, FileExistsError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
+    counts = ytvis_to_cocovid(args.ann_file, args.out_file, args.force)
     print(f"wrote {args.out_file}: {counts['videos']} videos, "
           f"{counts['images']} images, {counts['annotations']} annotations")
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

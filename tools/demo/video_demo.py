@@ -35,6 +35,7 @@ from mmengine.utils import ProgressBar
 sys.path.insert(0,
                 osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmookd import apis  # noqa: E402
+from mmookd.utils import cli  # noqa: E402
 
 DEFAULT_FPS = 30.0
 
@@ -90,6 +91,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override settings in the config, key=value pairs')
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
     if not (args.out or args.out_json or args.out_masks or args.show):
         parser.error('nothing to do: give --out, --out-json, --out-masks '
@@ -198,10 +200,12 @@ def _open_writer(path: str, fps: float, size: tuple) -> cv2.VideoWriter:
 
 def _publish(tmp: str, out: str, force: bool) -> None:
     """Move a finished temporary file to ``out``, checking again that
-    nothing appeared there meanwhile."""
+    nothing appeared there meanwhile; it gets an ordinary file's mode
+    (``mkstemp`` makes it 0600, and the writer keeps the mode)."""
     if osp.exists(out) and not force:
         raise FileExistsError(f'{out} was created while the demo ran; the '
                               f'result is kept as {tmp}')
+    cli.set_default_file_mode(tmp)
     os.replace(tmp, out)
 
 
@@ -306,4 +310,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.run_cli(main))

@@ -13,13 +13,16 @@ import argparse
 import hashlib
 import os
 import os.path as osp
+import sys
+from typing import List, Optional
 
 import torch
 
 import mmookd  # noqa: F401  (safe torch.load of mmengine checkpoints)
+from mmookd.utils.cli import add_debug_argument, check_new_file, run_cli
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('src', help='training checkpoint')
     parser.add_argument('dst', help='output path (must not exist)')
@@ -27,15 +30,22 @@ def parse_args() -> argparse.Namespace:
         '--fp16',
         action='store_true',
         help='store floating-point tensors in half precision')
-    return parser.parse_args()
+    parser.add_argument(
+        '--force', action='store_true', help='overwrite dst if it exists')
+    add_debug_argument(parser)
+    return parser.parse_args(argv)
 
 
-def publish(src: str, dst: str, fp16: bool = False) -> str:
+def publish(src: str,
+            dst: str,
+            fp16: bool = False,
+            force: bool = False) -> str:
     """Write the weights of ``src`` to ``dst``; return the sha256."""
     if not osp.isfile(src):
         raise FileNotFoundError(f'checkpoint not found: {src}')
-    if osp.exists(dst):
-        raise FileExistsError(f'{dst} exists; not overwriting it')
+    check_new_file(dst, 'dst', force)
+    if osp.abspath(src) == osp.abspath(dst):
+        raise FileExistsError(f'refusing to write {dst}: it is the input')
     ckpt = torch.load(src, map_location='cpu')
     state = ckpt.get('state_dict', ckpt)
     if fp16:
@@ -55,12 +65,12 @@ def publish(src: str, dst: str, fp16: bool = False) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def main() -> None:
-    args = parse_args()
-    digest = publish(args.src, args.dst, args.fp16)
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    digest = publish(args.src, args.dst, args.fp16, args.force)
     size = osp.getsize(args.dst) / 2**20
     print(f'{args.dst}: {size:.1f} MiB, sha256 {digest}')
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

@@ -35,11 +35,11 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f'Object of type {type(obj)} is not JSON serializable')
 
 
-def dump_ytvis_results(
-        results: Sequence[dict],
-        outfile_prefix: str,
-        make_zip: bool = True,
-        logger: Optional[Any] = 'current') -> Tuple[str, Optional[str]]:
+def dump_ytvis_results(results: Sequence[dict],
+                       outfile_prefix: str,
+                       make_zip: bool = True,
+                       logger: Optional[Any] = 'current',
+                       overwrite: bool = False) -> Tuple[str, Optional[str]]:
     """Write ``{prefix}.json`` and ``{prefix}.submission_file.zip``.
 
     The zip holds the JSON as ``results.json`` at its root, the layout the
@@ -50,6 +50,9 @@ def dump_ytvis_results(
         outfile_prefix (str): Path prefix, e.g. ``work_dirs/x/results``.
         make_zip (bool): Also write the submission zip. Defaults to True.
         logger (Logger | str, optional): Where to log the final paths.
+        overwrite (bool): Replace existing files of ``outfile_prefix``
+            (``tools/test.py --force``) instead of choosing a free name.
+            Defaults to False.
 
     Returns:
         tuple[str, str | None]: The JSON path and the zip path (None when
@@ -63,16 +66,18 @@ def dump_ytvis_results(
         prefix = outfile_prefix if i == 0 else f'{outfile_prefix}_{i}'
         json_path = f'{prefix}.json'
         zip_path = f'{prefix}{SUBMISSION_SUFFIX}' if make_zip else None
-        if osp.exists(json_path) or (zip_path and osp.exists(zip_path)):
+        if not overwrite and (osp.exists(json_path) or
+                              (zip_path and osp.exists(zip_path))):
             continue
+        mode = 'w' if overwrite else 'x'
         try:
-            with open(json_path, 'x') as f:
+            with open(json_path, mode) as f:
                 f.write(data)
         except FileExistsError:  # created concurrently
             continue
         if zip_path is not None:
             try:
-                with zipfile.ZipFile(zip_path, 'x',
+                with zipfile.ZipFile(zip_path, mode,
                                      zipfile.ZIP_DEFLATED) as zf:
                     zf.write(json_path, arcname='results.json')
             except FileExistsError:

@@ -85,7 +85,9 @@ class YTVISMetric(BaseVideoMetric):
             ``'work_dirs/x/results'``: ``{prefix}.json`` (always when given)
             and ``{prefix}.submission_file.zip`` (with ``format_only``).
             Existing files are never overwritten, a free name is used and
-            logged. Defaults to None.
+            logged (unless ``overwrite``). Defaults to None.
+        overwrite (bool): Replace existing ``outfile_prefix`` files
+            (``tools/test.py --force``). Defaults to False.
         format_only (bool): Only write the results and the submission zip,
             no evaluation (official valid/test splits without public GT).
             Requires ``outfile_prefix``. Defaults to False.
@@ -112,7 +114,8 @@ class YTVISMetric(BaseVideoMetric):
                  format_only: bool = False,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
-                 backend_args: Optional[dict] = None) -> None:
+                 backend_args: Optional[dict] = None,
+                 overwrite: bool = False) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         metrics = metric if isinstance(metric, (list, tuple)) else [metric]
         for m in metrics:
@@ -134,6 +137,7 @@ class YTVISMetric(BaseVideoMetric):
         self.ann_file = ann_file
         self.outfile_prefix = outfile_prefix
         self.format_only = format_only
+        self.overwrite = overwrite
         self.backend_args = backend_args
         # video id -> (video length, frame id -> record) for videos fed
         # frame by frame (image-based sampling)
@@ -381,7 +385,10 @@ class YTVISMetric(BaseVideoMetric):
 
         if self.outfile_prefix is not None:
             dump_ytvis_results(
-                preds, self.outfile_prefix, make_zip=self.format_only)
+                preds,
+                self.outfile_prefix,
+                make_zip=self.format_only,
+                overwrite=self.overwrite)
         if self.format_only:
             return dict()
 
