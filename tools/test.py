@@ -5,6 +5,7 @@ import argparse
 import os
 import os.path as osp
 import sys
+from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
@@ -12,10 +13,12 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmookd  # noqa: E402,F401  (registers components + safe torch.load)
+import mmookd.utils.cli as cli  # noqa: E402
 from mmookd.engine import setup_cpu_distributed  # noqa: E402
+from mmookd.evaluation.functional import SUBMISSION_SUFFIX  # noqa: E402
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test a VIS model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -24,7 +27,11 @@ def parse_args() -> argparse.Namespace:
         '--out',
         help='prefix of the YouTube-VIS results: writes PREFIX.json (and '
         'PREFIX.submission_file.zip with --format-only); existing files are '
-        'never overwritten')
+        'never overwritten without --force')
+    parser.add_argument(
+        '--force',
+        action='store_true',
+        help='overwrite the --out files if they exist')
     parser.add_argument(
         '--format-only',
         action='store_true',
@@ -44,18 +51,25 @@ def parse_args() -> argparse.Namespace:
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    cli.add_debug_argument(parser)
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
     for path, what in ((args.config, 'config file'), (args.checkpoint,
                                                       'checkpoint')):
         if '://' not in path and not osp.isfile(path):
             raise FileNotFoundError(f'{what} not found: {path}')
+    if args.out is not None:
+        # before the model runs, not after: the results are written last
+        prefix = osp.splitext(args.out)[0]
+        cli.check_new_file(f'{prefix}.json', '--out', args.force)
+        if args.format_only:
+            cli.check_new_file(prefix + SUBMISSION_SUFFIX, '--out', args.force)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -73,6 +87,9 @@ def main() -> None:
     for evaluator in evaluators:
         if args.out is not None:
             evaluator.outfile_prefix = osp.splitext(args.out)[0]
+            if args.force and evaluator.get('type') in ('YTVISMetric',
+                                                        'mmookd.YTVISMetric'):
+                evaluator.overwrite = True
         if args.format_only:
             evaluator.format_only = True
 
@@ -92,4 +109,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.run_cli(main))

@@ -5,6 +5,7 @@ import argparse
 import os
 import os.path as osp
 import sys
+from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
@@ -13,9 +14,10 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmookd  # noqa: E402,F401  (registers components + safe torch.load)
 from mmookd.engine import setup_cpu_distributed  # noqa: E402
+from mmookd.utils.cli import add_debug_argument, run_cli  # noqa: E402
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a VIS model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -47,7 +49,8 @@ def parse_args() -> argparse.Namespace:
         help='job launcher')
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    add_debug_argument(parser)
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -59,8 +62,8 @@ def check_file(path: str, what: str) -> None:
         raise FileNotFoundError(f'{what} not found: {path}')
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
     check_file(args.config, 'config file')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
@@ -104,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

@@ -441,9 +441,9 @@ def _capture_frames(cap: cv2.VideoCapture,
     if count == 0:
         raise ValueError(f'could not decode any frame from {what}: the file '
                          'is damaged or not a video')
-    # container frame counts can be estimates (duration x fps): only a
-    # clear shortfall means a damaged file
-    if declared and declared - count > max(2, 0.01 * declared):
+    # container frame counts can be estimates (duration x fps, off by one
+    # when rounded): a shortfall of more than that means a damaged file
+    if declared and declared - count > max(1, 0.01 * declared):
         warnings.warn(f'{name or what}: reading stopped at frame {count} of '
                       f'{declared} (damaged video?)')
 

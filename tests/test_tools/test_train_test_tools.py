@@ -96,16 +96,25 @@ def test_test_tool_reports_ap_and_writes_results(trained, tmp_path):
     with open(out + '.json') as f:
         results = json.load(f)
     assert isinstance(results, list)
-    # format-only: the server zip with results.json at its root, and the
-    # first results file is not overwritten
+    # an existing results file is refused before the model runs ...
     before = open(out + '.json', 'rb').read()
-    _run([
+    args = [
         sys.executable, 'tools/test.py', cfg, ckpt, '--work-dir',
         str(tmp_path / 'w'), '--out', out + '.json', '--format-only'
-    ])
+    ]
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == (
+        f'error: --out {out}.json exists already; pass --force to overwrite '
+        'it')
     assert open(out + '.json', 'rb').read() == before
+    # ... and replaced with --force; format-only: the server zip with
+    # results.json at its root
+    _run(args + ['--force'])
     zips = [f for f in os.listdir(osp.dirname(out)) if f.endswith('.zip')]
-    assert len(zips) == 1
+    assert zips == ['toy.submission_file.zip']
     with zipfile.ZipFile(osp.join(osp.dirname(out), zips[0])) as zf:
         assert zf.namelist() == ['results.json']
 
