@@ -27,7 +27,11 @@ model = dict(
     assigner=dict(type='QFAAssigner', lambda_b=1.0, cls_mode='sigmoid'),
     loss_kd=dict(type='CosineKDLoss', loss_weight=1.0),
     association='qfa',
-    kd_frames='both')
+    kd_frames='both',
+    # None: the teacher on each sample's frames; a bank file (tools/
+    # analysis/build_knowledge_bank.py; tools/toy_pipeline.py --bank): the
+    # teacher's knowledge of every whole training video, no teacher here
+    knowledge_bank=None)
 load_from = 'checkpoints/toy/idol_r18-tiny_toyvis-pretrain.pth'
 
 # key/reference pair + 2 context frames for the teacher; Minor-Paste on the
@@ -58,7 +62,9 @@ augment_pipeline = [
             dict(type='Resize', scale=img_scale, keep_ratio=True),
             dict(type='RandomFlip', prob=0.5),
         ]),
-    dict(type='PackTrackInputs')
+    # instance_sources: the (video, instance) each Minor-Paste instance
+    # came from, for distilling from a knowledge bank
+    dict(type='PackTrackInputs', meta_keys=('instance_sources', ))
 ]
 train_dataloader = dict(
     # mmdet's TrackImgSampler does not take dataset wrappers: one random

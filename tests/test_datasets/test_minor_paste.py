@@ -403,3 +403,18 @@ def test_plain_mmdet_config_builds_minor_paste(tmp_path):
     out = paste(results)
     assert out['gt_bboxes_labels'].tolist() == [1]
     assert out['gt_bboxes'].tensor.tolist() == [[0, 0, 4, 4]]
+
+
+def test_pasted_instances_carry_their_source():
+    """Each pasted tube's new id maps to its (source video, source
+    instance), the key of its own knowledge-bank entry; nothing pasted ->
+    empty maps."""
+    dst, src = hand_case()
+    src['video_id'] = [42, 42]
+    dst['mix_results'] = [src]
+    out = MinorPaste(class_shares=SHARES, k=1.0)(dst)
+    assert out['instance_sources'] == [{3: (42, 7)}, {3: (42, 7)}]
+    dst, src = hand_case()
+    dst['mix_results'] = [src]
+    out = MinorPaste(class_shares=SHARES, k=0.0)(dst)  # pastes nothing
+    assert out['instance_sources'] == [{}, {}]

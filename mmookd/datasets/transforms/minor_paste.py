@@ -213,6 +213,13 @@ class MinorPaste(BaseTransform):
     clip, runs the dataset's pipeline (frame sampling + broadcast loading)
     on it, and hands it over as ``results['mix_results'][0]``; put
     ``MinorPaste`` in the wrapper's pipeline before ``PackTrackInputs``.
+
+    Every pasted tube gets a new instance id in the target clip; where it
+    came from is kept in ``results['instance_sources']`` (per frame a dict
+    ``{new id: (source video id, source instance id)}``, empty when
+    nothing was pasted), so the distiller can read the pasted instance's
+    own offline knowledge (``OOKD(knowledge_bank=...)``). Pack it with
+    ``PackTrackInputs(meta_keys=('instance_sources', ))``.
     Without the wrapper, set ``results['mix_results'] = [source]`` yourself.
     Both results use the per-frame list format of mmdet's video pipelines
     (``img``, ``gt_masks``, ``gt_bboxes``, ``gt_bboxes_labels``,
@@ -434,6 +441,7 @@ class MinorPaste(BaseTransform):
                 'ann_file, or let MultiImageMixDataset call get_indexes')
         dst, single = self._as_clip(results, 'target')
         src, _ = self._as_clip(mix[0], 'source')
+        self._record_sources(results, len(dst['img']), single, mix[0], {})
         if len(src['img']) == 0 or len(dst['img']) == 0:
             return results
         if 'gt_instances_ids' in src:
@@ -455,12 +463,42 @@ class MinorPaste(BaseTransform):
             ],
                            default=0)
         new_ids = {t: first_id + rank for t, rank in chosen.items()}
+        self._record_sources(results, len(dst['img']), single, mix[0], new_ids)
         num_src = len(src['img'])
         for i in range(len(dst['img'])):
             self._paste_frame(dst, i, src, i % num_src, new_ids)
         for key, values in dst.items():
             results[key] = values[0] if single else values
         return results
+
+    @staticmethod
+    def _record_sources(results: dict, num_frames: int, single: bool,
+                        source: dict, new_ids: Dict[Any, int]) -> None:
+        """Add ``{new id: (source video, source instance)}`` of the pasted
+        tubes to every target frame's ``instance_sources``."""
+        sources = results.get('instance_sources')
+        if sources is None:
+            sources = [{} for _ in range(num_frames)]
+        elif single:
+            sources = [sources]
+        sources = [dict(s) for s in sources]
+        if new_ids:
+            video = source.get('video_id')
+            if isinstance(video, (list, tuple)):
+                video = video[0] if video else None
+            src_sources = source.get('instance_sources') or {}
+            if isinstance(src_sources, (list, tuple)):
+                merged = {}
+                for frame_sources in src_sources:
+                    merged.update(frame_sources)
+                src_sources = merged
+            for src_id, new_id in new_ids.items():
+                origin = src_sources.get(src_id)
+                if origin is None:
+                    origin = (-1 if video is None else int(video), int(src_id))
+                for frame_sources in sources:
+                    frame_sources[int(new_id)] = tuple(origin)
+        results['instance_sources'] = sources[0] if single else sources
 
     def _paste_frame(self, dst: Dict[str, list], i: int, src: Dict[str, list],
                      s: int, new_ids: Dict[Any, int]) -> None:

@@ -9,9 +9,10 @@ from .attention_recorder import (
     DeformableAttentionRecorder,
     MethodOutputsRecorder,
 )
+from .knowledge_bank import KnowledgeBank, KnowledgeBankError
 
 __all__ = [
     'DeformableAttentionRecorder', 'MethodOutputsRecorder',
     'DECODER_CROSS_ATTN', 'rasterize_deformable_attention',
-    'attention_cells_by_columns'
+    'attention_cells_by_columns', 'KnowledgeBank', 'KnowledgeBankError'
 ]

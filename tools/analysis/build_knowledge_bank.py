@@ -1,0 +1,58 @@
+# Copyright (c) mmookd contributors. All rights reserved.
+"""Build OOKD's offline knowledge bank: the frozen teacher once over every
+whole training video, one offline feature per ground-truth instance.
+
+    python tools/analysis/build_knowledge_bank.py TEACHER_CONFIG \\
+        TEACHER_CHECKPOINT --out work_dirs/bank.pth
+
+Then distil from it: ``model.knowledge_bank=dict(path=..., teacher_config=
+TEACHER_CONFIG, teacher_checkpoint=TEACHER_CHECKPOINT, ann_file=...)`` in
+the OOKD config (``mmookd.apis.build_knowledge_bank``).
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import List, Optional
+
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+from mmookd.apis import build_knowledge_bank  # noqa: E402
+from mmookd.models.utils import KnowledgeBank  # noqa: E402
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='the teacher config file')
+    parser.add_argument('checkpoint', help='the trained teacher checkpoint')
+    parser.add_argument('--out', required=True, help='the bank file')
+    parser.add_argument(
+        '--data-root', help='read the data from here (default: config)')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument(
+        '--chunk-size',
+        type=int,
+        help='frames per online pass (default: the teacher test_cfg)')
+    parser.add_argument(
+        '--threads', type=int, help='CPU threads (torch.set_num_threads)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> KnowledgeBank:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return build_knowledge_bank(
+        args.config,
+        args.checkpoint,
+        out=args.out,
+        data_root=args.data_root,
+        device=args.device,
+        chunk_size=args.chunk_size)
+
+
+if __name__ == '__main__':
+    main()
