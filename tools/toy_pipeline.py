@@ -19,7 +19,11 @@ companion distillation term (docs/companion_losses.md), ``--tc`` paper A's
 temporal consistency next to AP (flow from OpenCV's DIS: no weights
 needed), and ``--seeds`` repeats the fine-tuning runs (``--shared-teacher``:
 every seed distils from the first seed's teacher; ``--teacher-checkpoint``:
-from a teacher trained before). Existing data and
+from a teacher trained before), ``--bank`` builds the offline knowledge
+bank once after the teacher and distils the QFA rows from it,
+``--out-json`` writes the AP rows of a benchmark and ``--threads`` fixes
+every run's thread count (same seed + threads = same numbers). Existing
+data and
 checkpoints are reused, never overwritten: a second run only evaluates
 (``--retrain`` trains again into fresh, timestamped work dirs).
 """
@@ -159,6 +163,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--out', help='also write the metrics of every run to this JSON')
     parser.add_argument(
         '--force', action='store_true', help='overwrite --out if it exists')
+    parser.add_argument(
+        '--bank',
+        help='knowledge bank file: built once after the teacher (the '
+        'teacher over every whole training video), the distilled rows then '
+        'read it instead of running the teacher (their own work dirs, '
+        '*_bank); an existing file is reused if it matches the teacher and '
+        'data, refused otherwise')
+    parser.add_argument(
+        '--out-json',
+        help='also write rows {model, seed, AP, AP_S, AP_L, num_val, '
+        'num_long_val} to this JSON (e.g. docs/results/toy_ookd.json)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        help='CPU threads of every run (configs: 2; same seed + same '
+        'threads = same numbers on one machine)')
     cli.add_debug_argument(parser)
     return parser.parse_args(argv)
 
@@ -169,7 +189,11 @@ def build_cfg(config: str, args: argparse.Namespace, work_dir: str,
     cfg = Config.fromfile(osp.join(ROOT, config))
     cfg.work_dir = work_dir
     set_data_root(cfg, args.data_root)
-    cfg.randomness = dict(seed=seed)
+    cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
+    for hook in cfg.get('custom_hooks') or []:
+        if hook.get('type') == 'ReproducibilityHook' and getattr(
+                args, 'threads', None):
+            hook.num_threads = args.threads
     iters = args.teacher_iters if config == TEACHER_CFG else args.iters
     if iters is not None:
         cfg.train_cfg.max_iters = iters
@@ -190,6 +214,68 @@ def build_cfg(config: str, args: argparse.Namespace, work_dir: str,
     return cfg
 
 
+def uses_bank(config: str, args: argparse.Namespace) -> bool:
+    """A distilled row (cosine KD, no extra term that reads the offline
+    teacher outputs) run with ``--bank``."""
+    if not getattr(args, 'bank', None) or config == TEACHER_CFG:
+        return False
+    model = Config.fromfile(osp.join(ROOT, config)).model
+    extra = model.get('extra_distill') or []
+    offline = any(
+        term.get('inputs', {}).get('teacher', 'offline') == 'offline'
+        for term in extra)
+    return model.get('loss_kd') is not None and not offline and model.get(
+        'association', 'qfa') == 'qfa'
+
+
+def knowledge_bank_stage(args: argparse.Namespace, teacher_ckpt: str) -> dict:
+    """Build the knowledge bank from the trained teacher once (or reuse a
+    matching one) and return the distiller's ``knowledge_bank`` setting."""
+    from mmookd.apis import build_knowledge_bank
+    from mmookd.models.utils import KnowledgeBank
+    cfg = build_cfg(TEACHER_CFG, args, args.work_dir, 0)
+    train = cfg.train_dataloader.dataset
+    setting = dict(
+        path=args.bank,
+        teacher_config=osp.join(ROOT, TEACHER_CFG),
+        teacher_checkpoint=teacher_ckpt,
+        ann_file=osp.join(train.data_root, train.ann_file))
+    if osp.isfile(args.bank):
+        KnowledgeBank.load(args.bank).check(setting['teacher_config'],
+                                            teacher_ckpt, setting['ann_file'])
+        print(f'[knowledge bank] reusing {args.bank}')
+    else:
+        print(f'[knowledge bank] building {args.bank} from {teacher_ckpt}')
+        os.makedirs(osp.dirname(osp.abspath(args.bank)), exist_ok=True)
+        cfg.model.online_checkpoint = None
+        build_knowledge_bank(cfg, teacher_ckpt, out=args.bank)
+    return setting
+
+
+def json_rows(rows: List[Dict], args: argparse.Namespace) -> List[Dict]:
+    """``--out-json`` rows: model, seed, AP, AP_S, AP_L and the sizes of
+    the evaluation splits."""
+    sizes = {}
+    for split in ('val', 'long_val'):
+        path = osp.join(args.data_root, 'annotations', f'toyvis_{split}.json')
+        with open(path) as f:
+            sizes[split] = len(json.load(f)['videos'])
+    out = []
+    for row in rows:
+        m = row['metrics']
+        out.append(
+            dict(
+                model=row['name'],
+                seed=row['seed'],
+                **{
+                    k: m.get(f'youtube_vis/{v}')
+                    for k, v in TABLE_KEYS[:3]
+                },
+                num_val=sizes['val'],
+                num_long_val=sizes['long_val']))
+    return out
+
+
 def final_ckpt(cfg: Config) -> str:
     return osp.join(cfg.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
 
@@ -200,10 +286,15 @@ def run(key: str, args: argparse.Namespace, seed: int,
     the path of its checkpoint."""
     name, config = RUNS[key]
     stem = osp.splitext(osp.basename(config))[0]
-    work_dir = osp.join(args.work_dir, f'{stem}_seed{seed}')
+    bank = uses_bank(config, args)
+    suffix = '_bank' if bank else ''
+    work_dir = osp.join(args.work_dir, f'{stem}{suffix}_seed{seed}')
     cfg = build_cfg(config, args, work_dir, seed)
     if key == 'teacher':
         cfg.model.online_checkpoint = deps['baseline']
+    elif bank:
+        cfg.model.knowledge_bank = knowledge_bank_stage(args, deps['teacher'])
+        name += ' [bank]'
     elif cfg.model.get('loss_kd') is not None:
         cfg.model.teacher.checkpoint = deps['teacher']
     ckpt = final_ckpt(cfg)
@@ -285,6 +376,9 @@ def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
     args = args or parse_args()
     # before any work: the file is written after the last run
     cli.check_new_file(args.out, '--out', getattr(args, 'force', False))
+    cli.check_new_file(
+        getattr(args, 'out_json', None), '--out-json',
+        getattr(args, 'force', False))
     if args.teacher_checkpoint and not osp.isfile(args.teacher_checkpoint):
         raise FileNotFoundError(
             f'--teacher-checkpoint: no such file {args.teacher_checkpoint}')
@@ -322,6 +416,11 @@ def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
         mode = 'w' if getattr(args, 'force', False) else 'x'
         with open(args.out, mode) as f:
             json.dump(rows, f, indent=1)
+    if getattr(args, 'out_json', None):
+        os.makedirs(osp.dirname(osp.abspath(args.out_json)), exist_ok=True)
+        mode = 'w' if getattr(args, 'force', False) else 'x'
+        with open(args.out_json, mode) as f:
+            json.dump(json_rows(rows, args), f, indent=1)
     return rows
 
 

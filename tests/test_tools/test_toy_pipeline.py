@@ -68,3 +68,38 @@ def test_a_missing_teacher_checkpoint_fails_before_any_work(
         toy_pipeline.main(args)
     # the error comes before ToyVIS is generated or anything trains
     assert not (tmp_path / 'toyvis').exists()
+
+
+def test_bank_rows_threads_and_json_rows(tiny_toyvis, tmp_path):
+    args = toy_pipeline.parse_args([
+        '--data-root', tiny_toyvis, '--bank',
+        str(tmp_path / 'bank.pth'), '--threads', '1'
+    ])
+    student = toy_pipeline.RUNS['student'][1]
+    # QFA + cosine KD rows read the bank; the ablation without QFA, the
+    # baseline and terms that read the offline teacher outputs do not
+    assert toy_pipeline.uses_bank(student, args)
+    assert toy_pipeline.uses_bank(toy_pipeline.RUNS['kd-qfa'][1], args)
+    for key in ('kd-no-qfa', 'baseline', 'teacher', 'minor-paste'):
+        assert not toy_pipeline.uses_bank(toy_pipeline.RUNS[key][1], args)
+    cfg = toy_pipeline.build_cfg(student, args, str(tmp_path / 'w'), 3)
+    assert cfg.randomness == dict(seed=3, deterministic=True)
+    assert cfg.custom_hooks[0].num_threads == 1
+    row = dict(
+        name='OOKD',
+        seed=3,
+        metrics={
+            'youtube_vis/segm_mAP': 0.2,
+            'youtube_vis/short/segm_mAP': 0.3,
+            'youtube_vis/long/segm_mAP': 0.1
+        })
+    assert toy_pipeline.json_rows([row], args) == [
+        dict(
+            model='OOKD',
+            seed=3,
+            AP=0.2,
+            AP_S=0.3,
+            AP_L=0.1,
+            num_val=2,
+            num_long_val=1)
+    ]
