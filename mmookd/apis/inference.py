@@ -32,6 +32,7 @@ import os
 import os.path as osp
 import re
 import warnings
+from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -611,6 +612,9 @@ class StreamingVISInferencer:
     # -- state ---------------------------------------------------------
     def reset(self) -> None:
         """Start a new video: fresh tracker, no results, any frame size."""
+        old = getattr(self, 'state', None)
+        if old is not None and hasattr(old, 'close'):
+            old.close()  # the fast path's worker of the previous video
         self.state = self.model.init_stream_state()
         if not self.keep_video_results:
             self.state.assembler = _FrameCounter()
@@ -683,11 +687,39 @@ class StreamingVISInferencer:
         Returns:
             FrameResult: The frame's tracked instances.
         """
+        return self._finish(self._submit(frame), decode_masks)
+
+    def _submit(self, frame: np.ndarray) -> Any:
+        """Run the frame up to the tracker's decisions: the fast path
+        (``model.fast``) returns a future of the host output, whose masks a
+        background worker encodes; the reference path its result."""
         frame_id = self.state.frame_id
         frame = self._check_frame(frame, frame_id)
         inputs, sample = self.preprocess(frame)
-        with self._autocast():
-            pred = self.model.predict_frame(inputs, sample, self.state)
+        with torch.no_grad(), self._autocast():
+            if getattr(self.model, 'fast', False):
+                pred = self.model.predict_frame_async(inputs, sample,
+                                                      self.state)
+            else:
+                pred = self.model.predict_frame(inputs, sample, self.state)
+        return frame_id, tuple(int(s) for s in frame.shape[:2]), pred
+
+    def _finish(self, submitted: Any, decode_masks: bool) -> FrameResult:
+        """The :class:`FrameResult` of a :meth:`_submit` (waits for the
+        worker on the fast path: no tensor is read here then)."""
+        frame_id, ori_shape, pred = submitted
+        if hasattr(pred, 'result'):  # fast path: host arrays already
+            host = pred.result()
+            result = FrameResult(
+                frame_id=frame_id,
+                track_ids=host.instances_id,
+                labels=host.labels,
+                class_names=[self._class_name(lb) for lb in host.labels],
+                scores=host.scores,
+                bboxes=host.bboxes.reshape(-1, 4),
+                masks=list(host.masks),
+                ori_shape=ori_shape)
+            return self._after_frame(result, decode_masks)
         labels = pred.labels.cpu().numpy().astype(np.int64)
         result = FrameResult(
             frame_id=frame_id,
@@ -697,11 +729,15 @@ class StreamingVISInferencer:
             scores=pred.scores.float().cpu().numpy(),
             bboxes=pred.bboxes.float().cpu().numpy().reshape(-1, 4),
             masks=list(pred.masks),
-            ori_shape=tuple(int(s) for s in frame.shape[:2]))
+            ori_shape=ori_shape)
+        return self._after_frame(result, decode_masks)
+
+    def _after_frame(self, result: FrameResult,
+                     decode_masks: bool) -> FrameResult:
         if decode_masks:
             result.decode_masks()
         if self.trim_memory_every and \
-                self.state.frame_id % self.trim_memory_every == 0:
+                (result.frame_id + 1) % self.trim_memory_every == 0:
             release_free_heap()
         return result
 
@@ -719,7 +755,10 @@ class StreamingVISInferencer:
         """Reset, then yield the result of every frame of ``source``.
 
         Frames are read lazily: nothing but the tracker state and the
-        per-track RLEs outlives a frame, so any length fits in memory.
+        per-track RLEs outlives a frame, so any length fits in memory. On
+        the fast path the next frames' networks run while a worker encodes
+        the earlier ones' masks: results come out in order, at most
+        ``test_cfg.max_pending`` frames behind the frame read.
 
         Args:
             source: See :func:`open_frame_source`.
@@ -729,11 +768,19 @@ class StreamingVISInferencer:
         frames = open_frame_source(source)
         self.reset()
         iterator = iter(frames)
+        lag = 0
+        if getattr(self.model, 'fast', False):
+            lag = int(self.model.test_cfg.get('max_pending', 0))
+        pending: deque = deque()
         try:
             for frame in iterator:
                 if max_frames is not None and self.num_frames >= max_frames:
                     break
-                yield self(frame, decode_masks=decode_masks)
+                pending.append(self._submit(frame))
+                while len(pending) > lag:
+                    yield self._finish(pending.popleft(), decode_masks)
+            while pending:
+                yield self._finish(pending.popleft(), decode_masks)
         finally:
             close = getattr(iterator, 'close', None)
             if close is not None:

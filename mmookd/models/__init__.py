@@ -3,6 +3,7 @@
 from .aggregators import *  # noqa: F401,F403
 from .flow import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
+from .layers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .task_modules import *  # noqa: F401,F403
 from .trackers import *  # noqa: F401,F403

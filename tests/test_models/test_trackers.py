@@ -16,9 +16,13 @@ from mmookd.models.trackers.idol_tracker import (
     filter_frame_detections,
 )
 from mmookd.models.trackers.minvis_tracker import MinVISTracker
+from mmookd.models.trackers.tensor_idol_tracker import TensorIDOLTracker
 from mmookd.models.trackers.video_assembler import VideoTrackAssembler
 
 DIM = 8
+# the reference tracker and the fast path's tensor tracker (issue 15) take
+# the same decisions: every scripted scenario runs on both
+TRACKERS = [IDOLTracker, TensorIDOLTracker]
 
 
 def e(i: int, scale: float = 10.0) -> torch.Tensor:
@@ -85,8 +89,9 @@ def test_build_from_registry():
     assert asm.apply_cls_thres == 0.05
 
 
-def test_continuation():
-    tr = IDOLTracker()
+@pytest.mark.parametrize('Tracker', TRACKERS)
+def test_continuation(Tracker):
+    tr = Tracker()
     assert step(tr, 0, [e(0), e(1)], [0.9, 0.8]) == [0, 1]
     # same embeddings, swapped input order: M ~ identity -> ids follow
     assert step(tr, 1, [e(1), e(0)], [0.8, 0.9]) == [1, 0]
@@ -94,8 +99,9 @@ def test_continuation():
     assert tr.ids == [0, 1] and tr.exist_frames == [3, 3]
 
 
-def test_birth_thresholds():
-    tr = IDOLTracker(addnew_score_thr=0.3)  # OVIS setting
+@pytest.mark.parametrize('Tracker', TRACKERS)
+def test_birth_thresholds(Tracker):
+    tr = Tracker(addnew_score_thr=0.3)  # OVIS setting
     # empty memory: init_score_thr 0.2 -> 0.25 born, 0.15 not
     assert step(tr, 0, [e(0), e(1), e(2)], [0.9, 0.25, 0.15]) == [0, 1, -1]
     # memory [A, B]; det C = e(3): dots [0, 0] -> d2t [.5, .5]; t2d of
@@ -106,10 +112,11 @@ def test_birth_thresholds():
     assert tr.ids == [0, 1, 2]
 
 
-def test_death_after_memo_tracklet_frames():
+@pytest.mark.parametrize('Tracker', TRACKERS)
+def test_death_after_memo_tracklet_frames(Tracker):
 
     def run(reappear_frame):
-        tr = IDOLTracker()
+        tr = Tracker()
         # tracks A(0), B(1), C(2); B and C stay, A vanishes after frame 0
         assert step(tr, 0, [e(0), e(1), e(2)], [0.9, 0.9, 0.9]) == [0, 1, 2]
         for f in range(1, reappear_frame):
@@ -128,8 +135,9 @@ def test_death_after_memo_tracklet_frames():
     assert tr.ids == [1, 2, 3]
 
 
-def test_all_dead_uses_init_threshold():
-    tr = IDOLTracker(init_score_thr=0.2, addnew_score_thr=0.5)
+@pytest.mark.parametrize('Tracker', TRACKERS)
+def test_all_dead_uses_init_threshold(Tracker):
+    tr = Tracker(init_score_thr=0.2, addnew_score_thr=0.5)
     assert step(tr, 0, [e(0)], [0.9]) == [0]
     tr.track(5, torch.zeros(0, DIM), torch.zeros(0))
     assert tr.ids == [0]
@@ -139,9 +147,10 @@ def test_all_dead_uses_init_threshold():
     assert step(tr, 11, [e(1)], [0.3]) == [1]
 
 
-def test_bisoftmax_tie_higher_score_takes_track():
+@pytest.mark.parametrize('Tracker', TRACKERS)
+def test_bisoftmax_tie_higher_score_takes_track(Tracker):
     for low_score, expected_low in ((0.6, 2), (0.15, -1)):
-        tr = IDOLTracker()
+        tr = Tracker()
         assert step(tr, 0, [e(0), e(1)], [0.9, 0.9]) == [0, 1]
         # two detections identical to A; the lower-scored one comes first
         # in the input. Sorted: X2 (0.8), X1. S = [[100, 0], [100, 0]]:
@@ -154,8 +163,9 @@ def test_bisoftmax_tie_higher_score_takes_track():
 
 
 @pytest.mark.parametrize('frame_weight, expected', [(True, 1), (False, 0)])
-def test_frame_weighting_flips_argmax(frame_weight, expected):
-    tr = IDOLTracker(frame_weight=frame_weight)
+@pytest.mark.parametrize('Tracker', TRACKERS)
+def test_frame_weighting_flips_argmax(Tracker, frame_weight, expected):
+    tr = Tracker(frame_weight=frame_weight)
     assert step(tr, 0, [e(0), e(1)], [0.9, 0.9]) == [0, 1]  # A, B
     for f in (1, 2, 3):  # only B: exist_frame A = 1, B = 4
         assert step(tr, f, [e(1)], [0.9]) == [1]
@@ -168,8 +178,9 @@ def test_frame_weighting_flips_argmax(frame_weight, expected):
     assert ids == [expected]
 
 
-def test_memory_embedding_weights():
-    tr = IDOLTracker()
+@pytest.mark.parametrize('Tracker', TRACKERS)
+def test_memory_embedding_weights(Tracker):
+    tr = Tracker()
     frames = [([1., 0.], 0.5), ([0., 1.], 0.3), ([1., 1.], 0.9), ([2.,
                                                                    0.], 0.6)]
     # one track, one detection: d2t = t2d = 1 -> always matched.
@@ -191,21 +202,22 @@ def test_memory_embedding_weights():
     assert tr.num_memory_entries == 3
 
     # without temporal weighting: w = s after three frames
-    tr = IDOLTracker(temporal_weight=False)
+    tr = Tracker(temporal_weight=False)
     for f, (vec, s) in enumerate(frames[:3]):
         tr.track(f, torch.tensor([vec]), torch.tensor([s]))
     exp = torch.tensor([(0.5 + 0.9) / 1.7, (0.3 + 0.9) / 1.7])
     assert torch.allclose(tr.memory_embeddings()[0], exp, atol=1e-6)
 
     # long_match=False: momentum embedding e <- 0.2 e + 0.8 e_new
-    tr = IDOLTracker(long_match=False)
+    tr = Tracker(long_match=False)
     for f, (vec, s) in enumerate(frames[:2]):
         tr.track(f, torch.tensor([vec]), torch.tensor([s]))
     exp = torch.tensor([0.2, 0.8])
     assert torch.allclose(tr.memory_embeddings()[0], exp, atol=1e-6)
 
 
-def test_mask_nms_and_backdrops():
+@pytest.mark.parametrize('Tracker', TRACKERS)
+def test_mask_nms_and_backdrops(Tracker):
     m = torch.zeros(4, 4, 4)
     m[0, 0:2] = 1  # 8 px
     m[1, 0:3] = 1  # 12 px, IoU with m0 = 8 / 12 = .667 > .5 -> suppressed
@@ -213,11 +225,11 @@ def test_mask_nms_and_backdrops():
     m[3, 0:2] = 0.9  # probabilities: duplicate of m0 (IoU 1) -> suppressed
     embeds = torch.stack([e(0), e(1), e(2), e(3)])
     scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
-    tr = IDOLTracker()
+    tr = Tracker()
     assert tr.track(0, embeds, scores, masks=m).tolist() == [0, -1, 1, -1]
     assert tr.ids == [0, 1] and tr.num_memory_entries == 2
     # m1 vs m2 IoU = 8 / 16 = .5, not > .7: nothing but the duplicate goes
-    tr = IDOLTracker(mask_nms_thr=0.7)
+    tr = Tracker(mask_nms_thr=0.7)
     assert tr.track(0, embeds, scores, masks=m).tolist() == [0, 1, 2, -1]
 
     # backdrops: not output, IoU < 0.05 with every higher-scored detection
@@ -225,16 +237,17 @@ def test_mask_nms_and_backdrops():
     bm[0, 0:2] = 1
     bm[1, 3, :] = 1  # disjoint from bm0 -> backdrop
     bm[2, 1:3] = 1  # IoU .333 with bm0 -> not a backdrop
-    tr = IDOLTracker()
+    tr = Tracker()
     ids = tr.track(0, embeds[:3], torch.tensor([0.9, 0.15, 0.1]), masks=bm)
     assert ids.tolist() == [0, -1, -1]
     assert tr.backdrops.tolist() == [False, True, False]
     assert tr.ids == [0]  # backdrops never enter the memory
 
 
-def test_bounded_memory_with_churn():
+@pytest.mark.parametrize('Tracker', TRACKERS)
+def test_bounded_memory_with_churn(Tracker):
     g = torch.Generator().manual_seed(0)
-    tr = IDOLTracker()
+    tr = Tracker()
     asm = VideoTrackAssembler()
     persistent = torch.randn(3, 32, generator=g) * 3
     rle = mask_util.encode(np.asfortranarray(np.ones((4, 4), np.uint8)))
@@ -258,6 +271,41 @@ def test_bounded_memory_with_churn():
     for t in asm._tracks.values():
         assert len(t['rles']) >= 3 or max(t['rles']) >= 498
     assert len(asm.track_ids) < tr.num_tracks / 2
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_tensor_tracker_equals_reference_on_random_streams(seed):
+    """Scripted random streams (look-alike identities, churn, overlapping
+    masks, empty frames, ties): the tensor tracker, with two slots to start
+    (so it grows and reuses slots), takes every decision of the reference
+    tracker and holds the same memory."""
+    g = torch.Generator().manual_seed(seed)
+    ref = IDOLTracker(memo_tracklet_frames=4)
+    fast = TensorIDOLTracker(memo_tracklet_frames=4, init_capacity=2)
+    identities = torch.randn(6, 16, generator=g) * 2
+    for f in range(40):
+        n = int(torch.randint(0, 7, (1, ), generator=g))
+        who = torch.randint(0, 6, (n, ), generator=g)
+        embeds = identities[who] + 0.3 * torch.randn(n, 16, generator=g)
+        if f % 7 == 3 and n > 1:
+            embeds[1] = embeds[0]  # exact duplicate: tied similarities
+        scores = torch.rand(n, generator=g).round(decimals=1)  # ties
+        masks = (torch.rand(n, 6, 6, generator=g) > 0.6).float()
+        if n > 1:
+            masks[1] = masks[0]  # a duplicate mask for mask NMS
+        labels = torch.randint(0, 3, (n, ), generator=g)
+        ids_ref = ref.track(f, embeds, scores, labels, masks)
+        ids_fast = fast.track(f, embeds, scores, labels, masks)
+        assert ids_fast.tolist() == ids_ref.tolist(), f
+        assert fast.backdrops.tolist() == ref.backdrops.tolist(), f
+        assert fast.ids == ref.ids and fast.num_tracks == ref.num_tracks
+        assert fast.exist_frames == ref.exist_frames
+        assert fast.last_frames == ref.last_frames
+        if not ref.empty:
+            assert torch.allclose(
+                fast.memory_embeddings(), ref.memory_embeddings(), atol=1e-6)
+            assert fast.num_memory_entries == ref.num_memory_entries
+    assert ref.num_tracks > 10 and fast.capacity > 2
 
 
 # ---------------------------------------------------------------------------

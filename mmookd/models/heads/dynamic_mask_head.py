@@ -16,7 +16,7 @@ The losses (sigmoid focal and dice per positive mask, both ``sum / N_pos``,
 spec §1.9) are computed here as well, because only this head knows its
 output stride and the target sub-sampling that matches it.
 """
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -195,14 +195,22 @@ class IDOLMaskHead(BaseModule):
     # ------------------------------------------------------------------
     # forward
     # ------------------------------------------------------------------
-    def forward_mask_feats(self, memory: Tensor, spatial_shapes: Tensor,
-                           level_start_index: Tensor) -> Tensor:
+    def forward_mask_feats(
+        self,
+        memory: Tensor,
+        spatial_shapes: Tensor,
+        level_start_index: Tensor,
+        spatial_shapes_list: Optional[Sequence[Tuple[int,
+                                                     int]]] = None) -> Tensor:
         """Mask features from the flattened encoder memory.
 
         Args:
             memory (Tensor): Encoder output (B, sum_l h_l w_l, C).
             spatial_shapes (Tensor): (num_levels, 2) as (h, w).
             level_start_index (Tensor): (num_levels, ).
+            spatial_shapes_list (Sequence[tuple[int, int]], optional): The
+                same shapes as Python ints; when given, nothing is read
+                from the device (the fast inference path, issue 15).
 
         Returns:
             Tensor: (B, mask_feat_channels, h_0, w_0), stride
@@ -210,9 +218,16 @@ class IDOLMaskHead(BaseModule):
         """
         bs, _, c = memory.shape
         feats = []
+        start = 0
         for lvl in range(self.num_mask_levels):
-            h, w = (int(v) for v in spatial_shapes[lvl])
-            start = int(level_start_index[lvl])
+            if spatial_shapes_list is not None:
+                h, w = spatial_shapes_list[lvl]
+                if lvl:
+                    start += int(spatial_shapes_list[lvl - 1][0] *
+                                 spatial_shapes_list[lvl - 1][1])
+            else:
+                h, w = (int(v) for v in spatial_shapes[lvl])
+                start = int(level_start_index[lvl])
             feat = memory[:, start:start + h * w]
             feats.append(feat.transpose(1, 2).reshape(bs, c, h, w))
         return self.mask_branch(feats)
@@ -255,8 +270,11 @@ class IDOLMaskHead(BaseModule):
         return relative_coordinate_maps(locations, ref_points, ones, 1,
                                         feat_size)
 
-    def forward_masks(self, mask_feat: Tensor, query_feats: Tensor,
-                      ref_points: Tensor) -> Tensor:
+    def forward_masks(self,
+                      mask_feat: Tensor,
+                      query_feats: Tensor,
+                      ref_points: Tensor,
+                      params: Optional[Tensor] = None) -> Tensor:
         """Mask logits of ``n`` queries of one image.
 
         Args:
@@ -264,6 +282,11 @@ class IDOLMaskHead(BaseModule):
             query_feats (Tensor): (n, in_channels) decoder query features.
             ref_points (Tensor): (n, 2) input reference points of the same
                 decoder layer, (x, y) in pixels of the un-padded image.
+            params (Tensor, optional): (n, num_params) dynamic parameters
+                computed beforehand (``controller`` of the queries);
+                inference computes them for all queries at once, so that
+                their values do not depend on which queries are kept
+                (a matmul's rounding depends on its row count).
 
         Returns:
             Tensor: (n, h * r, w * r) mask logits at ``mask_out_stride``
@@ -278,7 +301,8 @@ class IDOLMaskHead(BaseModule):
             connected = mask_feat.sum() * 0 + self.controller(
                 query_feats).sum() * 0
             return mask_feat.new_zeros((0, h * factor, w * factor)) + connected
-        params = self.controller(query_feats)
+        if params is None:
+            params = self.controller(query_feats)
         x = mask_feat[None].expand(n, -1, -1, -1)
         if self.rel_coord:
             x = torch.cat([self.relative_coords(ref_points, (h, w)), x], 1)
@@ -288,7 +312,10 @@ class IDOLMaskHead(BaseModule):
             x = F.conv2d(x, weight, bias=bias, groups=n)
             if i < len(weights) - 1:
                 x = F.relu(x)
-        x = aligned_bilinear(x, factor)
+        # one image per query for the upsampling: the CPU kernel's result
+        # for a channel depends on the channel count, per image it does not
+        # (a query's mask must not depend on which queries are kept)
+        x = aligned_bilinear(x.reshape(n, 1, h, w), factor)
         return x.reshape(n, h * factor, w * factor)
 
     # ------------------------------------------------------------------

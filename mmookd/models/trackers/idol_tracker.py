@@ -27,8 +27,8 @@ from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor
 
 __all__ = [
-    'filter_frame_detections', 'greedy_nms_from_iou', 'mask_iou_matrix',
-    'IDOLTracker'
+    'filter_frame_detections', 'greedy_assign', 'greedy_nms_from_iou',
+    'mask_iou_matrix', 'IDOLTracker'
 ]
 
 
@@ -59,6 +59,44 @@ def greedy_nms_from_iou(iou: np.ndarray, iou_thr: float) -> np.ndarray:
         if keep[i]:
             keep[i + 1:] &= ~(iou[i, i + 1:] > iou_thr)
     return keep
+
+
+def greedy_assign(match: np.ndarray, exist_frames: np.ndarray,
+                  match_score_thr: float, frame_weight: bool) -> np.ndarray:
+    """IDOL's greedy one-to-one acceptance with frame weighting (§1.12).
+
+    Shared by :class:`IDOLTracker` and the tensor tracker of the fast path,
+    so both take exactly the same float32 decisions on the host.
+
+    Args:
+        match (np.ndarray): ``(n, T)`` float32 score matrix, rows in
+            descending detection score, columns in track creation order. A
+            taken column is zeroed for the remaining detections (on a copy).
+        exist_frames (np.ndarray): ``(T,)`` frames each track was matched in.
+        match_score_thr (float): Acceptance threshold.
+        frame_weight (bool): Weight the candidates by ``exist_frames``.
+
+    Returns:
+        np.ndarray: ``(n,)`` column per detection, -1 if unmatched.
+    """
+    match = match.copy()
+    exist = np.asarray(exist_frames).astype(np.float32)
+    thr = np.float32(match_score_thr)
+    half = np.float32(0.5)
+    rows = np.full(match.shape[0], -1, dtype=np.int64)
+    for i in range(match.shape[0]):
+        row = match[i]
+        cand = row > half
+        if frame_weight and cand.sum() > 1:
+            counts = exist[cand]
+            weighted = row * counts.mean(dtype=np.float32)
+            weighted[cand] = row[cand] * counts
+            row = weighted
+        col = int(row.argmax())
+        if row[col] > thr:
+            rows[i] = col
+            match[:, col] = 0
+    return rows
 
 
 def mask_iou_matrix(masks: Tensor, mask_thr: float = 0.5) -> Tensor:
@@ -356,24 +394,8 @@ class IDOLTracker:
         Returns:
             np.ndarray: ``(n,)`` memory row per detection, -1 if unmatched.
         """
-        match = match.copy()
-        exist = self._exist_frame.astype(np.float32)
-        thr = np.float32(self.match_score_thr)
-        half = np.float32(0.5)
-        rows = np.full(match.shape[0], -1, dtype=np.int64)
-        for i in range(match.shape[0]):
-            row = match[i]
-            cand = row > half
-            if self.frame_weight and cand.sum() > 1:
-                counts = exist[cand]
-                weighted = row * counts.mean(dtype=np.float32)
-                weighted[cand] = row[cand] * counts
-                row = weighted
-            col = int(row.argmax())
-            if row[col] > thr:
-                rows[i] = col
-                match[:, col] = 0
-        return rows
+        return greedy_assign(match, self._exist_frame, self.match_score_thr,
+                             self.frame_weight)
 
     @torch.no_grad()
     def track(self,

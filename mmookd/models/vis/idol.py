@@ -54,10 +54,19 @@ class IDOLStreamState:
         assembler: Collects per-frame RLE masks and class scores per track
             (:class:`~mmookd.models.trackers.VideoTrackAssembler`).
         frame_id (int): Index of the next frame.
+        worker (PostprocessWorker, optional): The fast path's background
+            post-processing (RLE encoding, assembly); None on the
+            reference path.
     """
     tracker: Any
     assembler: Any
     frame_id: int = 0
+    worker: Any = None
+
+    def close(self) -> None:
+        """Finish the queued post-processing and stop the worker."""
+        if self.worker is not None:
+            self.worker.close()
 
 
 @MODELS.register_module()
@@ -80,7 +89,12 @@ class IDOL(BaseMOTModel):
             ``filter_detections`` (score threshold + class-aware box NMS
             before the tracker; default True), ``select_thr`` (0.1),
             ``nms_iou_thr`` (0.9) and ``mask_thr`` (0.5, on the sigmoid of
-            the upsampled logits).
+            the upsampled logits); ``fast`` (False) selects the fast path
+            (:mod:`mmookd.models.vis.idol_fast`: two host-device transfers
+            per frame, post-processing on a background worker with at most
+            ``max_pending`` (2) frames queued, same outputs) and
+            ``max_candidates`` (None: every query) caps the queries it
+            considers.
         data_preprocessor (dict, optional): ``TrackDataPreprocessor``
             config.
         init_cfg (dict, optional): Initialization config.
@@ -111,8 +125,12 @@ class IDOL(BaseMOTModel):
             filter_detections=True,
             select_thr=0.1,
             nms_iou_thr=0.9,
-            mask_thr=0.5)
+            mask_thr=0.5,
+            fast=False,
+            max_candidates=None,
+            max_pending=2)
         self.test_cfg.update(test_cfg or {})
+        self._fast_path = None
 
     @property
     def head(self):
@@ -166,12 +184,21 @@ class IDOL(BaseMOTModel):
             embeds=self.head.forward_embed(hidden_states[-1]),
             mask_feats=mask_feats)
 
-    def forward_masks(self, outputs: FrameOutputs, layer: int, img_idx: int,
-                      query_inds: Tensor, img_meta: dict) -> Tensor:
+    def forward_masks(self,
+                      outputs: FrameOutputs,
+                      layer: int,
+                      img_idx: int,
+                      query_inds: Tensor,
+                      img_meta: dict,
+                      all_query_params: bool = False) -> Tensor:
         """Mask logits (stride 4 of the padded input) of some queries.
 
         The relative coordinates use the input reference point of the
         decoder layer, scaled to pixels of the un-padded image (spec §1.4).
+        With ``all_query_params`` (inference) the dynamic parameters of
+        every query are computed in one matmul and then selected, so a
+        query's mask does not depend on which others are kept (the fast
+        path, which computes them for every query, is then bit-identical).
 
         Args:
             outputs (dict): Output of :meth:`forward_frames`.
@@ -188,8 +215,13 @@ class IDOL(BaseMOTModel):
         ref = outputs['references'][layer][img_idx, query_inds, :2]
         ref = ref * ref.new_tensor([img_w, img_h])
         query_feats = outputs['hidden_states'][layer, img_idx, query_inds]
-        return self.mask_head.forward_masks(outputs['mask_feats'][img_idx],
-                                            query_feats, ref)
+        mask_feat = outputs['mask_feats'][img_idx]
+        if not all_query_params:
+            return self.mask_head.forward_masks(mask_feat, query_feats, ref)
+        params = self.mask_head.controller(
+            outputs['hidden_states'][layer, img_idx])[query_inds]
+        return self.mask_head.forward_masks(mask_feat, query_feats, ref,
+                                            params)
 
     @staticmethod
     def split_outputs(outputs: FrameOutputs,
@@ -328,13 +360,39 @@ class IDOL(BaseMOTModel):
     # ------------------------------------------------------------------
     # inference
     # ------------------------------------------------------------------
+    @property
+    def fast(self) -> bool:
+        """Whether inference takes the fast path (``test_cfg.fast``)."""
+        return bool(self.test_cfg.get('fast', False))
+
+    def fast_path(self):
+        """The :class:`~mmookd.models.vis.idol_fast.IDOLFastPath` of this
+        model (built on first use)."""
+        if self._fast_path is None:
+            from .idol_fast import IDOLFastPath
+            self._fast_path = IDOLFastPath(self)
+        return self._fast_path
+
     def init_stream_state(self) -> IDOLStreamState:
-        """A fresh tracker and assembler for a new video or stream."""
-        tracker = MODELS.build(self.tracker_cfg)
+        """A fresh tracker and assembler for a new video or stream (and the
+        fast path's tensor tracker and background worker)."""
+        tracker_cfg = dict(self.tracker_cfg)
+        worker = None
+        if self.fast:
+            if tracker_cfg.get('type') not in ('IDOLTracker',
+                                               'TensorIDOLTracker'):
+                raise ValueError(
+                    'test_cfg.fast=True needs the IDOLTracker, got '
+                    f"{tracker_cfg.get('type')}")
+            tracker_cfg['type'] = 'TensorIDOLTracker'
+            from mmookd.utils.postprocess_worker import PostprocessWorker
+            worker = PostprocessWorker(int(self.test_cfg['max_pending']))
+        tracker = MODELS.build(tracker_cfg)
         tracker.reset()
         assembler = TASK_UTILS.build(self.assembler_cfg)
         assembler.reset()
-        return IDOLStreamState(tracker=tracker, assembler=assembler)
+        return IDOLStreamState(
+            tracker=tracker, assembler=assembler, worker=worker)
 
     def predict(self,
                 inputs: Tensor,
@@ -358,9 +416,19 @@ class IDOL(BaseMOTModel):
         track_data_sample = data_samples[0]
         num_frames = len(track_data_sample)
         state = self.init_stream_state()
-        for frame_id in range(num_frames):
-            self.predict_frame(inputs[:, frame_id],
-                               track_data_sample[frame_id], state)
+        if self.fast:
+            futures = [
+                self.predict_frame_async(inputs[:, frame_id],
+                                         track_data_sample[frame_id], state)
+                for frame_id in range(num_frames)
+            ]
+            for future in futures:
+                future.result()
+            state.close()
+        else:
+            for frame_id in range(num_frames):
+                self.predict_frame(inputs[:, frame_id],
+                                   track_data_sample[frame_id], state)
         per_frame = state.assembler.to_track_instances(num_frames)
         for frame_id in range(num_frames):
             track_data_sample[frame_id].pred_track_instances = \
@@ -392,6 +460,9 @@ class IDOL(BaseMOTModel):
             probability and its class), ``bboxes`` (xyxy, original size)
             and ``masks`` (list of RLE dicts, original size).
         """
+        if self.fast:
+            return self.predict_frame_async(frame, data_sample,
+                                            state).result().to_instance_data()
         if frame.dim() == 3:
             frame = frame[None]
         meta = data_sample.metainfo
@@ -407,7 +478,8 @@ class IDOL(BaseMOTModel):
         else:
             scores, labels = cls_probs.max(1)
             inds = torch.arange(scores.numel(), device=scores.device)
-        mask_logits = self.forward_masks(outputs, -1, 0, inds, meta)
+        mask_logits = self.forward_masks(
+            outputs, -1, 0, inds, meta, all_query_params=True)
         ids = state.tracker.track(state.frame_id, embeds[inds], scores, labels,
                                   mask_logits.sigmoid(), cls_probs[inds])
         out = (ids >= 0).nonzero().squeeze(1)
@@ -425,6 +497,22 @@ class IDOL(BaseMOTModel):
             labels=labels[out],
             bboxes=bboxes,
             masks=rles)
+
+    def predict_frame_async(self, frame: Tensor, data_sample: DetDataSample,
+                            state: IDOLStreamState):
+        """Fast path: process the next frame, return a future of its
+        :class:`~mmookd.models.vis.idol_fast.HostFrameOutput`.
+
+        The tracker has decided when this returns (the next frame can be
+        submitted); RLE encoding and assembly finish on the state's worker,
+        in frame order.
+        """
+        if not self.fast:
+            raise RuntimeError('predict_frame_async needs test_cfg.fast=True')
+        if state.worker is None:
+            raise RuntimeError('the stream state has no worker: make it with '
+                               'init_stream_state() after enabling fast')
+        return self.fast_path().step(frame, data_sample, state)
 
     def encode_masks(self, mask_logits: Tensor, img_meta: dict) -> List[dict]:
         """Stride-4 logits -> binary masks at the original size -> RLE.
