@@ -8,7 +8,8 @@ _base_ = ['./vita-teacher_r50_8xb2-20k_youtubevis2021.py']
 
 model = dict(
     aggregator=dict(_delete_=True, type='TokenAverageAggregator'),
-    loss_assoc=None)  # token average learns no association
+    loss_sim=None,  # token average learns no association
+    loss_assoc=None)
 
 train_dataloader = None
 train_cfg = None

@@ -47,24 +47,26 @@ model = dict(
             feedforward_channels=2048,
             dropout=0.0),
         frame_query_select='all',
-        query_readout=True),
+        # VITA: the offline query is the object decoder output, distilled
+        # through the frozen embedding head (True: our association
+        # read-out of the frame queries + gated decoder output)
+        query_readout=False,
+        # "not in this frame" slot of the association (our design): a
+        # query's masks are gated by its presence in each frame
+        absent_slot=True),
     deep_supervision=True,
-    loss_assoc=dict(type='CrossEntropyLoss', loss_weight=0.5),
+    # VITA's similarity loss (loss_fg_sim, SIM_WEIGHT 0.5)
+    loss_sim=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=0.5),
     train_cfg=dict(
         # VITA feeds the frame queries of the last 3 detector layers as
         # independent samples (LAST_LAYER_NUM, spec §2.3)
         num_frame_layers=3,
-        match_costs=[
-            dict(
-                type='FocalLossCost',
-                alpha=0.25,
-                gamma=2.0,
-                eps=1e-8,
-                weight=2.0),
-            dict(type='BBoxL1Cost', box_format='xywh', weight=5.0),
-            dict(type='IoUCost', iou_mode='giou', weight=2.0)
-        ],
-        mask_on_absent_frames=False),
+        # class and VITA's mask costs (sigmoid CE 5, dice 5) over all
+        # frames, mask target empty where the instance is absent; IDOL's
+        # box costs where it is present (DEFAULT_MATCH_COSTS)
+        match_on_absent_frames=True,
+        # masks supervised on all frames, empty where absent (VITA)
+        mask_on_absent_frames=True),
     # VITA: online pass in chunks of 18 frames, top-10 (query, class)
     # predictions per video, per-frame tensors on the CPU beyond 36 frames
     test_cfg=dict(chunk_size=18, max_per_video=10, offload_frames=36))
