@@ -3,6 +3,7 @@
 at most two host-device synchronisations per frame. CPU; counts, never
 timings."""
 import os.path as osp
+import threading
 import warnings
 
 import numpy as np
@@ -15,6 +16,7 @@ from mmengine.registry import init_default_scope
 
 from mmookd.apis import StreamingVISInferencer, init_vis_model
 from mmookd.utils import set_data_root
+from mmookd.utils.postprocess_worker import PostprocessWorker
 from mmookd.utils.sync_count import count_syncs
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -188,3 +190,36 @@ def test_sync_points_per_frame(config, shape):
     ref = report[False]
     assert ref.syncs >= 20 * counted, ref.sync_ops
     assert ref.downloads > fast.downloads
+
+
+def test_postprocess_worker_is_bounded_fifo_and_reports_errors():
+    """At most ``max_pending`` jobs in flight (a third submit would block),
+    run in submission order, exceptions reach the caller; 0 runs inline."""
+    gate = threading.Event()
+    done = []
+
+    def job(i):
+        gate.wait()
+        done.append(i)
+        return i
+
+    worker = PostprocessWorker(max_pending=2)
+    futures = [worker.submit(job, 0), worker.submit(job, 1)]
+    assert not worker._slots.acquire(blocking=False)  # submit would block
+    gate.set()
+    assert [f.result() for f in futures] == [0, 1] and done == [0, 1]
+    futures = [worker.submit(job, i) for i in range(2, 6)]
+    assert [f.result() for f in futures] == [2, 3, 4, 5]
+    assert done == list(range(6))
+
+    def fail():
+        raise ValueError('bad frame')
+
+    with pytest.raises(ValueError, match='bad frame'):
+        worker.submit(fail).result()
+    assert worker.submit(job, 6).result() == 6  # the worker survives
+    worker.close()
+    inline = PostprocessWorker(max_pending=0)
+    assert inline.submit(job, 7).done() and done[-1] == 7
+    with pytest.raises(ValueError):
+        PostprocessWorker(max_pending=-1)
