@@ -27,7 +27,7 @@ train_pipeline = [
         type='TransformBroadcaster',
         share_random_params=True,
         transforms=[
-            dict(type='LoadImageFromFile', backend_args=backend_args),
+            dict(type='LoadVISFrame', backend_args=backend_args),
             dict(type='LoadTrackAnnotations', with_mask=True),
         ]),
     # crop branch with p=0.5 per clip; crops drawn independently per frame
@@ -71,7 +71,7 @@ test_pipeline = [
     dict(
         type='TransformBroadcaster',
         transforms=[
-            dict(type='LoadImageFromFile', backend_args=backend_args),
+            dict(type='LoadVISFrame', backend_args=backend_args),
             # PIL bilinear (anti-aliased when downscaling), as detectron2's
             # ResizeShortestEdge: what the official VNext weights expect
             dict(

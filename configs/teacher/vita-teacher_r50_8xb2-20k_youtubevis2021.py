@@ -82,7 +82,7 @@ train_pipeline = [
         type='TransformBroadcaster',
         share_random_params=True,
         transforms=[
-            dict(type='LoadImageFromFile', backend_args=backend_args),
+            dict(type='LoadVISFrame', backend_args=backend_args),
             dict(type='LoadTrackAnnotations', with_mask=True),
         ]),
     # crop branch with p=0.5, one crop for the whole clip (instance tubes

@@ -44,7 +44,7 @@ load_pipeline = [
         type='TransformBroadcaster',
         share_random_params=True,
         transforms=[
-            dict(type='LoadImageFromFile'),
+            dict(type='LoadVISFrame'),
             dict(type='LoadTrackAnnotations', with_mask=True),
         ]),
 ]

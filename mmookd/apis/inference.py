@@ -79,7 +79,7 @@ PRECISIONS = {
 _DROPPED_TRANSFORMS = ('LoadTrackAnnotations', 'LoadAnnotations',
                        'LoadPanopticAnnotations', 'PackTrackInputs',
                        'PackDetInputs', 'PackVideoInputs')
-_LOADERS = ('LoadImageFromFile', 'LoadImageFromNDArray')
+_LOADERS = ('LoadImageFromFile', 'LoadVISFrame', 'LoadImageFromNDArray')
 
 
 def _type_name(transform: dict) -> str:

@@ -28,9 +28,8 @@ from mmookd.datasets.ytvis import VISDataError
 init_default_scope('mmdet')
 H, W = 32, 48  # the frame size of conftest's tiny dataset
 
-TOOL = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
-    'misc', 'check_dataset.py')
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOL = osp.join(ROOT, 'tools', 'misc', 'check_dataset.py')
 
 TEST_PIPELINE = [
     dict(
@@ -357,3 +356,17 @@ def test_cli_corrupt_json(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith('error: ') and 'broken.json' in err
     assert 'corrupt JSON' in err and err.count('\n') == 1
+
+
+def test_shipped_configs_load_frames_with_load_vis_frame():
+    """Every VIS pipeline shipped names video and frame of a bad frame;
+    only the COCO pseudo-video pre-training loads plain images."""
+    plain = []
+    for folder, _, files in os.walk(osp.join(ROOT, 'configs')):
+        for name in files:
+            if not name.endswith('.py') or 'coco-pseudo' in name:
+                continue
+            with open(osp.join(folder, name)) as f:
+                if "'LoadImageFromFile'" in f.read():
+                    plain.append(name)
+    assert plain == []

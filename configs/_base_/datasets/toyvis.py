@@ -14,7 +14,7 @@ train_pipeline = [
         type='TransformBroadcaster',
         share_random_params=True,
         transforms=[
-            dict(type='LoadImageFromFile', backend_args=backend_args),
+            dict(type='LoadVISFrame', backend_args=backend_args),
             dict(type='LoadTrackAnnotations', with_mask=True),
             dict(type='Resize', scale=img_scale, keep_ratio=True),
             dict(type='RandomFlip', prob=0.5),
@@ -25,7 +25,7 @@ test_pipeline = [
     dict(
         type='TransformBroadcaster',
         transforms=[
-            dict(type='LoadImageFromFile', backend_args=backend_args),
+            dict(type='LoadVISFrame', backend_args=backend_args),
             dict(type='Resize', scale=img_scale, keep_ratio=True),
             dict(type='LoadTrackAnnotations', with_mask=True),
         ]),
