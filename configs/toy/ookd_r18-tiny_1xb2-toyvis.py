@@ -23,7 +23,7 @@ model = dict(
     teacher=dict(
         config='{{ fileDirname }}/vita-teacher_r18-tiny_1xb2-toyvis.py',
         checkpoint='work_dirs/vita-teacher_r18-tiny_1xb2-toyvis/'
-        'iter_300.pth'),
+        'iter_600.pth'),
     assigner=dict(type='QFAAssigner', lambda_b=1.0, cls_mode='sigmoid'),
     loss_kd=dict(type='CosineKDLoss', loss_weight=1.0),
     association='qfa',
