@@ -1,12 +1,12 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """COCO pseudo key/reference pairs for IDOL's pre-training (step 2).
 
-IDOL_VITA_SPEC.md §1.6 ("COCO pseudo key/ref pairs") and §1.11 step 2: one
-COCO image is augmented twice, independently, and the two views are used as
-the key and the reference frame of a two-frame "video", so that the
-contrastive embedding learns to associate instances by appearance rather
-than by position. :class:`PseudoKeyRefPair` turns one loaded image sample
-into exactly the per-frame-list dict that ``KeyRefFrameSample`` +
+docs/hyperparameters.md §6 ("COCO pseudo key/reference pairs") and §10 (step 2
+of the three-step recipe): one COCO image is augmented twice, independently,
+and the two views are used as the key and the reference frame of a two-frame
+"video", so that the contrastive embedding learns to associate instances by
+appearance rather than by position. :class:`PseudoKeyRefPair` turns one loaded
+image sample into exactly the per-frame-list dict that ``KeyRefFrameSample`` +
 ``TransformBroadcaster`` produce for real videos, so ``PackTrackInputs``,
 ``TrackDataPreprocessor`` and :meth:`mmookd.models.vis.IDOL.loss` consume it
 unchanged.
@@ -26,7 +26,7 @@ __all__ = ['PseudoKeyRefPair']
 
 @TRANSFORMS.register_module()
 class PseudoKeyRefPair(BaseTransform):
-    """Make a (key, reference) pseudo pair from one COCO image (spec §1.6).
+    """Make a (key, reference) pseudo pair from one COCO image (§6).
 
     Input: one image sample after mmdet's ``LoadImageFromFile`` and
     ``LoadAnnotations(with_bbox=True, with_mask=True)`` (``img``,
@@ -146,7 +146,7 @@ class PseudoKeyRefPair(BaseTransform):
             if ref is None:
                 return None
         # invalid in a view -> absent there; invalid in the key -> absent
-        # from both views (spec §1.6)
+        # from both views (§6)
         select_instances(key, valid_instances(key, self.min_box_size))
         ref_keep = valid_instances(ref, self.min_box_size) & np.isin(
             ref['gt_instances_ids'], key['gt_instances_ids'])

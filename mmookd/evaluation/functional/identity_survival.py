@@ -4,8 +4,8 @@
 YouTube-VIS AP scores whole predicted tubes, so a tracker that swaps or
 re-spawns ids late in a long video loses little AP. This module measures
 identity directly, CLEAR-MOT style, on any model's results in the official
-YouTube-VIS format (OOKD's claim is about long-video association, see
-papers/ookd_paper.md and IDOL_VITA_SPEC.md §1.12 for the tracker).
+YouTube-VIS format (OOKD's claim is about long-video association, OOKD
+paper Sec. 4.2; the tracker: docs/hyperparameters.md §11).
 
 Definitions (class-agnostic, per video):
 

@@ -1,8 +1,8 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """VITA's object decoder: video queries over encoded frame tokens
-(IDOL_VITA_SPEC.md §2.5).
+(docs/hyperparameters.md §14).
 
-OOKD (papers/ookd_paper.md, Sec. 3.2, Fig. 3c): "the augmented instance
+OOKD (OOKD paper, Sec. 3.2, Fig. 3c): "the augmented instance
 features and N learnable object queries are passed through the object
 decoder to embed the offline instance information into the queries". Each
 layer is cross-attention of the object queries to *all* encoded frame
@@ -24,7 +24,7 @@ __all__ = ['ObjectDecoderLayer', 'ObjectTokenDecoder']
 
 
 class ObjectDecoderLayer(BaseModule):
-    """Cross-attention -> self-attention -> FFN, post-norm (spec §2.5).
+    """Cross-attention -> self-attention -> FFN, post-norm (§14).
 
     Args:
         embed_dims (int): Channels.
@@ -69,15 +69,15 @@ class ObjectTokenDecoder(BaseModule):
     (positional, added to queries and self-attention keys). The key
     positional embedding of a frame token is ``fq_pos[slot]``, a learnable
     ``Embedding(fQ, D)`` indexed by the frame-query slot the token comes
-    from (the same for every frame, spec §2.5): it tells the decoder which
+    from (the same for every frame, §14): it tells the decoder which
     of the frame detector's learned queries produced a token, not when.
 
     Args:
         embed_dims (int): Channels. Defaults to 256.
         num_queries (int): Object queries ``N``. Defaults to 100 (VITA).
         num_frame_queries (int): Frame-query slots ``fQ`` of the frame
-            detector (IDOL: 300; spec §6.5). Defaults to 300.
-        num_layers (int): Decoder layers. Defaults to 3 (spec §2.5).
+            detector (IDOL: 300; §12). Defaults to 300.
+        num_layers (int): Decoder layers. Defaults to 3 (§14).
         num_heads (int): Attention heads. Defaults to 8.
         feedforward_channels (int): FFN hidden channels. Defaults to 2048.
         dropout (float): Dropout. Defaults to 0.

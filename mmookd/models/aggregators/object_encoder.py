@@ -1,13 +1,13 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""VITA's object encoder over frame queries (IDOL_VITA_SPEC.md §2.4).
+"""VITA's object encoder over frame queries (docs/hyperparameters.md §13).
 
-In OOKD (papers/ookd_paper.md, Sec. 3.2, Fig. 3c) the "object encoder"
+In OOKD (OOKD paper, Sec. 3.2, Fig. 3c) the "object encoder"
 "builds intercommunication of queries along the temporal axis, employing
 self-attention modules": the frame queries of every frame of a clip are
 tokens (``T x fQ``), with no positional embedding, and each layer is
 self-attention + FFN (post-norm). Attention is restricted to windows of
 ``W`` frames; at inference odd layers use windows shifted by ``ceil(W / 2)``
-frames so that information crosses window borders, as in Swin (spec §2.4).
+frames so that information crosses window borders, as in Swin (§13).
 
 The attention is a small module on top of
 :func:`torch.nn.functional.scaled_dot_product_attention` rather than
@@ -37,7 +37,7 @@ class TokenAttention(BaseModule):
         embed_dims (int): Token channels.
         num_heads (int): Attention heads.
         dropout (float): Dropout on the attention weights. Defaults to 0
-            (VITA, spec §5.2).
+            (VITA, §13).
     """
 
     def __init__(self,
@@ -92,7 +92,7 @@ class TokenAttention(BaseModule):
 
 
 class ObjectEncoderLayer(BaseModule):
-    """Self-attention + FFN, post-norm (VITA's encoder layer, spec §2.4).
+    """Self-attention + FFN, post-norm (VITA's encoder layer, §13).
 
     Args:
         embed_dims (int): Token channels.
@@ -127,7 +127,7 @@ class ObjectTokenEncoder(BaseModule):
 
     Tokens are the ``T x fQ`` frame queries of a clip after an input
     projection (Linear D -> D, VITA's ``ENFORCE_INPUT_PROJ``), without any
-    positional or temporal embedding (spec §2.4). Layer ``i`` attends within
+    positional or temporal embedding (§13). Layer ``i`` attends within
     windows of ``window_size`` consecutive frames (all their queries):
 
     * ``T`` is padded to a multiple of ``W`` with dummy frames that are
@@ -143,7 +143,7 @@ class ObjectTokenEncoder(BaseModule):
 
     Args:
         embed_dims (int): Channels of the frame queries. Defaults to 256.
-        num_layers (int): Encoder layers. Defaults to 6 (spec §2.4).
+        num_layers (int): Encoder layers. Defaults to 6 (§13).
         num_heads (int): Attention heads. Defaults to 8.
         feedforward_channels (int): FFN hidden channels. Defaults to 2048.
         dropout (float): Dropout. Defaults to 0.
@@ -234,7 +234,7 @@ class ObjectTokenEncoder(BaseModule):
             padding_mask (Tensor, optional): (B, T) bool, True = padded
                 frame (clips of different lengths in one batch).
             shift (bool, optional): Shifted windows on odd layers. Defaults
-                to None = ``not self.training`` (spec §2.4).
+                to None = ``not self.training`` (§13).
 
         Returns:
             Tensor: (B, T, fQ, D) encoded tokens (padded frames' outputs are

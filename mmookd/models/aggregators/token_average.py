@@ -3,7 +3,7 @@
 
 "The token average is a method that averages instance feature tokens
 representing the same instance as a representative token of instance for
-the entire video" (papers/ookd_paper.md, Sec. 4.3, Table 6). ``f_off`` of
+the entire video" (OOKD paper, Sec. 4.3, Table 6). ``f_off`` of
 an instance is the mean of its frame tokens over the clip; which token of a
 frame belongs to which instance is *given* (``token_targets``), because
 the frame model has no notion of instance identity across frames:

@@ -1,6 +1,6 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """The teacher's aggregation module: VITA's object token association
-(papers/ookd_paper.md, Sec. 3.2, Fig. 3c; IDOL_VITA_SPEC.md §2.3-2.5, §3).
+(OOKD paper, Sec. 3.2, Fig. 3c; docs/hyperparameters.md §12-14, §18).
 
 Frame queries (T, fQ, D) of a frozen online model -> object encoder ->
 object decoder -> N offline queries ``f_off`` per clip, one set per decoder
@@ -9,9 +9,9 @@ association over that frame's queries: the offline model decodes ``f_off``
 with the *frame* model's heads (OOKD), and those heads need a per-frame
 reference box / point (IDOL predicts boxes relative to a reference and uses
 the reference as the origin of the dynamic mask head's relative
-coordinates, spec §1.3-1.4). The association is read out with two linear
+coordinates, §3-4). The association is read out with two linear
 embeddings, the same construction as VITA's similarity embeddings
-``sim_embed_frame`` / ``sim_embed_clip`` (spec §2.5), softmax-normalised
+``sim_embed_frame`` / ``sim_embed_clip`` (§14), softmax-normalised
 over each frame's queries; it is trained end to end by the box and mask
 losses through those references and, like VITA's similarity loss, can be
 supervised directly (``OfflineTeacher(loss_assoc=...)``).
@@ -50,7 +50,7 @@ class VITAAggregator(BaseModule):
     Which frame queries are fed (``frame_query_select``):
 
     * ``'all'`` (default): every query of every frame, as VITA does
-      (spec §2.3: no score-based filtering). IDOL's one-to-many training
+      (§12: no score-based filtering). IDOL's one-to-many training
       leaves several confident queries per object and low-score queries
       that still describe partially visible or small instances; score
       filtering on a frozen detector would silently remove exactly the
@@ -128,7 +128,7 @@ class VITAAggregator(BaseModule):
                 embed_dims=embed_dims,
                 num_queries=num_queries,
                 num_frame_queries=num_frame_queries))
-        # VITA's sim_embed_frame / sim_embed_clip (spec §2.5)
+        # VITA's sim_embed_frame / sim_embed_clip (§14)
         self.assoc_frame_proj = nn.Linear(embed_dims, embed_dims)
         self.assoc_query_proj = nn.Linear(embed_dims, embed_dims)
         self.query_readout = query_readout

@@ -1,5 +1,5 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""IDOL's CondInst-style dynamic mask head (IDOL_VITA_SPEC.md §1.4).
+"""IDOL's CondInst-style dynamic mask head (docs/hyperparameters.md §4).
 
 Three parts, all on the per-frame outputs of the Deformable-DETR transformer:
 
@@ -13,7 +13,7 @@ Three parts, all on the per-frame outputs of the Deformable-DETR transformer:
   aligned-bilinear x2 upsampling to stride 4.
 
 The losses (sigmoid focal and dice per positive mask, both ``sum / N_pos``,
-spec §1.9) are computed here as well, because only this head knows its
+§9) are computed here as well, because only this head knows its
 output stride and the target sub-sampling that matches it.
 """
 from typing import List, Optional, Sequence, Tuple
@@ -32,7 +32,7 @@ from torch import Tensor, nn
 class MaskBranch(BaseModule):
     """Top-down fusion of the encoder memory into the mask features.
 
-    IDOL's ``MaskHeadSmallConv`` without extra FPN inputs (spec §1.4): a 3x3
+    IDOL's ``MaskHeadSmallConv`` without extra FPN inputs (§4): a 3x3
     conv + ReLU on the coarsest map, then for every finer level: nearest
     upsampling to its size, addition of that level's memory and a 3x3 conv +
     ReLU; finally 3x3 convs ``channels -> mid_channels -> out_channels``,
@@ -71,7 +71,7 @@ class MaskBranch(BaseModule):
         ])
 
     def init_weights(self) -> None:
-        """Kaiming-uniform (a=1) weights and zero biases (spec §1.4)."""
+        """Kaiming-uniform (a=1) weights and zero biases (§4)."""
         super().init_weights()
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -95,7 +95,7 @@ class MaskBranch(BaseModule):
 
 @MODELS.register_module()
 class IDOLMaskHead(BaseModule):
-    """IDOL's dynamic (CondInst-style) mask head (spec §1.4, §1.9).
+    """IDOL's dynamic (CondInst-style) mask head (§4, §9).
 
     (Not named ``DynamicMaskHead``: mmdet registers Sparse R-CNN's head
     under that name.)
@@ -118,7 +118,7 @@ class IDOLMaskHead(BaseModule):
             Defaults to 8.
         rel_coord (bool): Concatenate the two relative-coordinate channels
             (reference point minus pixel location, in absolute pixels of the
-            un-padded image, *not* normalised, spec §1.4). Defaults to True.
+            un-padded image, *not* normalised, §4). Defaults to True.
         controller_layers (int): Linear layers of the controller MLP.
             Defaults to 3.
         loss_mask (dict): Per-pixel mask loss; mean over the pixels of a
@@ -128,7 +128,7 @@ class IDOLMaskHead(BaseModule):
             1)``, ``sum / N_pos``. Defaults to weight 5.
         target_offset (int, optional): Offset of the stride-``mask_out_stride``
             sub-sampling of the padded GT masks. Defaults to None, meaning
-            ``mask_out_stride // 2`` (2 for stride 4, spec §1.9).
+            ``mask_out_stride // 2`` (2 for stride 4, §9).
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
@@ -180,14 +180,14 @@ class IDOLMaskHead(BaseModule):
         self.num_params = sum(self.weight_nums) + sum(self.bias_nums)
         self.controller = MLP(in_channels, in_channels, self.num_params,
                               controller_layers)
-        # Pixel centres of the stride-8 mask features: 8 j + 4 (spec §1.4).
+        # Pixel centres of the stride-8 mask features: 8 j + 4 (§4).
         self.prior_generator = MlvlPointGenerator([mask_feat_stride],
                                                   offset=0.5)
         self.loss_mask = MODELS.build(loss_mask)
         self.loss_dice = MODELS.build(loss_dice)
 
     def init_weights(self) -> None:
-        """Xavier-uniform controller with zero biases (spec §1.4)."""
+        """Xavier-uniform controller with zero biases (§4)."""
         super().init_weights()
         for layer in self.controller.layers:
             xavier_init(layer, distribution='uniform', bias=0)
@@ -323,7 +323,7 @@ class IDOLMaskHead(BaseModule):
     # ------------------------------------------------------------------
     def get_mask_targets(self, gt_masks, pad_shape: Tuple[int, int],
                          device: torch.device) -> Tensor:
-        """Sub-sample padded GT masks to the prediction grid (spec §1.9).
+        """Sub-sample padded GT masks to the prediction grid (§9).
 
         The GT masks are padded to the batch input shape (a multiple of 32)
         and sampled at ``(offset + s i, offset + s j)`` with ``s`` the output
@@ -351,7 +351,7 @@ class IDOLMaskHead(BaseModule):
 
     def loss(self, mask_preds: Tensor, mask_targets: Tensor,
              avg_factor: float) -> Tuple[Tensor, Tensor]:
-        """Focal and dice losses of positive masks (spec §1.9).
+        """Focal and dice losses of positive masks (§9).
 
         Args:
             mask_preds (Tensor): (n, h, w) logits of the positive queries.

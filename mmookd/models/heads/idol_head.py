@@ -1,18 +1,18 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""IDOL's per-query prediction head (IDOL_VITA_SPEC.md §1.3, §1.5, §1.7-1.9).
+"""IDOL's per-query prediction head (docs/hyperparameters.md §3, §5, §7-9).
 
 On top of mmdet's :class:`DeformableDETRHead` (per-layer class and box
 branches with iterative box refinement, prior-0.01 class bias, zero-init box
-output and ``bias[2:] = -2`` on the first layer, exactly spec §1.3) this
-head adds IDOL's instance-embedding branch (spec §1.5) and IDOL's losses:
+output and ``bias[2:] = -2`` on the first layer, exactly §3) this
+head adds IDOL's instance-embedding branch (§5) and IDOL's losses:
 
 * detection (every decoder layer, key frame only): one-to-many dynamic-k
   assignment, sigmoid focal class loss over all queries, L1 and GIoU on the
   positive (query, GT) pairs, all ``sum / N_pos`` with ``N_pos`` the local
-  positive count of the layer (spec §1.9);
+  positive count of the layer (§9);
 * association (last layer): IDOL's multi-positive contrastive loss and its
   auxiliary cosine-L2 loss on key anchors vs. reference-frame queries picked
-  by :class:`~mmookd.models.task_modules.ContrastiveSelector` (spec §1.8).
+  by :class:`~mmookd.models.task_modules.ContrastiveSelector` (§8).
 
 The model (:class:`~mmookd.models.vis.IDOL`) calls these per layer so that
 the data flow of a training step stays readable in one place.
@@ -46,7 +46,7 @@ class IDOLHead(DeformableDETRHead):
 
     Args:
         num_embed_fcs (int): Linear layers of the embedding MLP.
-            Defaults to 3 (256 -> 256 -> 256 -> 256, spec §1.5).
+            Defaults to 3 (256 -> 256 -> 256 -> 256, §5).
         embed_channels (int): Output channels of the embedding (raw, not
             normalised: dot products are used by the loss and the tracker).
             Defaults to 256.
@@ -59,7 +59,7 @@ class IDOLHead(DeformableDETRHead):
         loss_reid_aux (dict, optional): Auxiliary cosine-L2 loss. Defaults
             to ``CosineL2AuxLoss`` (10 negatives per positive), weight 3.
         train_cfg (dict): ``assigner`` (one-to-many key-frame assignment,
-            spec §1.7) and ``contrast_selector`` (spec §1.8).
+            §7) and ``contrast_selector`` (§8).
         **kwargs: Other :class:`DeformableDETRHead` arguments
             (``num_classes``, ``embed_dims``, ``num_reg_fcs``, ...).
     """
@@ -114,7 +114,7 @@ class IDOLHead(DeformableDETRHead):
     # forward
     # ------------------------------------------------------------------
     def forward_embed(self, query_feats: Tensor) -> Tensor:
-        """Instance embeddings of the last decoder layer (spec §1.5).
+        """Instance embeddings of the last decoder layer (§5).
 
         Args:
             query_feats (Tensor): (..., embed_dims) query features.
@@ -150,7 +150,7 @@ class IDOLHead(DeformableDETRHead):
     def assign(self, cls_scores: Tensor, bbox_preds: Tensor,
                batch_gt_instances: InstanceList,
                batch_img_metas: List[dict]) -> List[AssignResult]:
-        """One-to-many assignment of one decoder layer (spec §1.7).
+        """One-to-many assignment of one decoder layer (§7).
 
         Args:
             cls_scores (Tensor): (B, Q, K) class logits.
@@ -181,7 +181,7 @@ class IDOLHead(DeformableDETRHead):
                         batch_gt_instances: InstanceList,
                         batch_img_metas: List[dict],
                         avg_factor: float) -> Tuple[Tensor, Tensor, Tensor]:
-        """Class, L1 and GIoU losses of one decoder layer (spec §1.9).
+        """Class, L1 and GIoU losses of one decoder layer (§9).
 
         Args:
             cls_scores (Tensor): (B, Q, K) class logits.
@@ -241,8 +241,8 @@ class IDOLHead(DeformableDETRHead):
         """IDOL's contrastive losses of a batch of key/reference pairs.
 
         One item per key-frame instance that is also present in the
-        reference frame (spec §1.6, §1.8): anchor = embedding of the key
-        query matched to it (spec §1.7 step 5); positives / negatives =
+        reference frame (§6, §8): anchor = embedding of the key
+        query matched to it (§7 step 5); positives / negatives =
         reference queries chosen by dynamic-k on the reference frame's
         last-layer predictions against the reference GT restricted to the
         instances present in the key frame.
@@ -273,7 +273,7 @@ class IDOLHead(DeformableDETRHead):
                 zip(key_assign_results, key_gt_instances, ref_gt_instances,
                     ref_img_metas)):
             # Instances absent from the key frame are dropped from the
-            # reference targets too (spec §1.6).
+            # reference targets too (§6).
             in_key = (ref_gt.instances_ids[:, None] == key_gt.instances_ids[
                 None, :]).any(1)
             ref_gt = InstanceData(

@@ -1,5 +1,5 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""IDOL's auxiliary cosine-L2 embedding loss (IDOL_VITA_SPEC.md 1.9)."""
+"""IDOL's auxiliary cosine-L2 embedding loss (docs/hyperparameters.md §9)."""
 from typing import Optional
 
 import torch
@@ -12,7 +12,7 @@ from torch import Tensor
 
 @MODELS.register_module()
 class CosineL2AuxLoss(BaseModule):
-    """Squared error of the cosine similarity to a 1/0 target (spec 1.9).
+    """Squared error of the cosine similarity to a 1/0 target (§9).
 
     Per contrastive item with anchor ``k``: ``c = cos(v, k)`` for all its
     positives ``v`` and for a uniformly random subset of its negatives of

@@ -1,15 +1,15 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """IDOL's contrastive positives / negatives on the reference frame.
 
-IDOL_VITA_SPEC.md section 1.8: for every key-frame instance that is also
+docs/hyperparameters.md §8: for every key-frame instance that is also
 present in the reference frame, the anchor is the key query matched to it
-(spec 1.7 step 5), the positives are the reference queries the dynamic-k
+(§7 step 5), the positives are the reference queries the dynamic-k
 procedure assigns to it with ``candidate_topk=10`` and the negatives are
 the reference queries it does *not* get with the more permissive
 ``candidate_topk=100``; the queries in between are ignored.
 :func:`contrastive_loss_inputs` turns the selection and the embeddings into
 the inputs of mmdet's ``MultiPosCrossEntropyLoss`` (IDOL's main embedding
-loss, spec 1.9) and of :class:`~mmookd.models.losses.CosineL2AuxLoss`.
+loss, §9) and of :class:`~mmookd.models.losses.CosineL2AuxLoss`.
 """
 from typing import Dict, Optional, Sequence, Union
 
@@ -24,7 +24,7 @@ from .dynamic_k_assigner import dynamic_k_matching
 
 def pos_neg_masks(pos_matching: Tensor, wide_matching: Tensor,
                   gt_inds: Tensor) -> Dict[str, Tensor]:
-    """Positive and negative query masks of some GTs (spec 1.8).
+    """Positive and negative query masks of some GTs (§8).
 
     ``P_i`` = queries of GT ``i`` in ``pos_matching``; negatives = queries
     in neither ``P'_i`` (``wide_matching``) nor ``P_i``; the rest is
@@ -48,7 +48,7 @@ def pos_neg_masks(pos_matching: Tensor, wide_matching: Tensor,
 
 @TASK_UTILS.register_module()
 class ContrastiveSelector:
-    """Select IDOL's contrastive items for a key/reference pair (spec 1.8).
+    """Select IDOL's contrastive items for a key/reference pair (§8).
 
     Uses the costs of a :class:`DynamicKAssigner` (IDOL: the same focal +
     GIoU + centre-prior cost as the key-frame assignment) on the reference
@@ -143,7 +143,7 @@ def contrastive_loss_inputs(
         key_embeds: Union[Tensor, Sequence[Tensor]],
         ref_embeds: Union[Tensor, Sequence[Tensor]],
         pad_value: Optional[float] = None) -> Dict[str, Tensor]:
-    """Loss inputs of IDOL's embedding losses for a batch (spec 1.9).
+    """Loss inputs of IDOL's embedding losses for a batch (§9).
 
     Multi-positive loss: per item ``i`` with anchor ``k``, positives ``v+``
     and negatives ``v-`` (raw embeddings, dot products, no temperature)

@@ -1,7 +1,7 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """IDOL's one-to-many dynamic-k ("simOTA-style") label assignment.
 
-IDOL_VITA_SPEC.md section 1.7. IDOL's class is called ``HungarianMatcher``
+docs/hyperparameters.md §7. IDOL's class is called ``HungarianMatcher``
 but it is not one-to-one: every ground truth (GT) takes its ``k`` cheapest
 queries, ``k`` estimated from how well the predictions overlap that GT.
 The same procedure (with different ``candidate_topk``) picks the contrastive
@@ -26,7 +26,7 @@ DEFAULT_MATCH_COSTS = [
 
 def dynamic_k_matching(cost: Tensor, ious: Tensor,
                        candidate_topk: int) -> Tensor:
-    """Dynamic-k one-to-many matching on a cost matrix (spec 1.7 steps 3-4).
+    """Dynamic-k one-to-many matching on a cost matrix (§7 steps 3-4).
 
     1. ``k_j = max(1, int(sum of the top-candidate_topk IoUs of GT j))``;
        ``candidate_topk`` is clipped to the number of queries.
@@ -101,7 +101,7 @@ def _resolve_conflicts(matching: Tensor, cost: Tensor) -> None:
 
 @TASK_UTILS.register_module()
 class DynamicKAssigner(BaseAssigner):
-    """IDOL's one-to-many dynamic-k assigner (IDOL_VITA_SPEC.md 1.7).
+    """IDOL's one-to-many dynamic-k assigner (docs/hyperparameters.md §7).
 
     Cost per (query, GT), with predicted box centres and the box geometry
     in coordinates normalised by the un-padded image size ``img_shape``::
@@ -130,7 +130,7 @@ class DynamicKAssigner(BaseAssigner):
     ``j + 1`` for GT ``j``; ``labels`` is -1 for background;
     ``max_overlaps`` holds the IoU with the assigned GT (0 for background).
     The extra property ``'matched_query_per_gt'`` (M,) is, for each GT, its
-    single lowest-cost assigned query (IDOL's contrastive anchor, spec 1.7
+    single lowest-cost assigned query (IDOL's contrastive anchor, §7
     step 5), or -1 if the GT got no query (only possible when N < M).
     Official IDOL picks it on the cost as modified by the fallback loop;
     we use the unmodified cost, which is what the spec describes.
@@ -173,7 +173,7 @@ class DynamicKAssigner(BaseAssigner):
     def get_cost(self, pred_instances: InstanceData,
                  gt_instances: InstanceData,
                  img_meta: dict) -> Tuple[Tensor, Tensor]:
-        """Cost and IoU matrices (spec 1.7 steps 1-2), in fp32.
+        """Cost and IoU matrices (§7 steps 1-2), in fp32.
 
         Args:
             pred_instances (:obj:`InstanceData`): ``scores``: class logits
@@ -222,7 +222,7 @@ class DynamicKAssigner(BaseAssigner):
                img_meta: Optional[dict] = None,
                candidate_topk: Optional[int] = None,
                **kwargs) -> AssignResult:
-        """One-to-many assignment of queries to GTs (spec 1.7).
+        """One-to-many assignment of queries to GTs (§7).
 
         Args:
             pred_instances (:obj:`InstanceData`): ``scores``: class logits

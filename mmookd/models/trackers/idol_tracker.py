@@ -1,9 +1,9 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """IDOL's online tracker: per-frame filtering and the memory-bank tracker.
 
-Implements IDOL inference as specified in ``IDOL_VITA_SPEC.md`` §1.12 (Wu et
+Implements IDOL inference as specified in docs/hyperparameters.md §11 (Wu et
 al., "In Defense of Online Models for Video Instance Segmentation", ECCV 2022,
-Sec. 3.3) with the official defaults of §5.1:
+Sec. 3.3) with the official defaults:
 
 * :func:`filter_frame_detections` -- the per-frame filtering that runs
   *before* the tracker (score threshold 0.1 with a top-1 fallback, then
@@ -43,7 +43,7 @@ def greedy_nms_from_iou(iou: np.ndarray, iou_thr: float) -> np.ndarray:
 
     Candidate ``j`` is suppressed when a *kept* candidate ``i < j`` has
     ``iou[i, j] > iou_thr``; this is the rule of torchvision's ``nms`` and of
-    IDOL's ``mask_nms`` (spec §1.12 "Per-frame filtering").
+    IDOL's ``mask_nms`` (§11 "Per-frame filtering").
 
     Args:
         iou (np.ndarray): ``(n, n)`` IoUs, rows/cols in descending score
@@ -63,7 +63,7 @@ def greedy_nms_from_iou(iou: np.ndarray, iou_thr: float) -> np.ndarray:
 
 def greedy_assign(match: np.ndarray, exist_frames: np.ndarray,
                   match_score_thr: float, frame_weight: bool) -> np.ndarray:
-    """IDOL's greedy one-to-one acceptance with frame weighting (§1.12).
+    """IDOL's greedy one-to-one acceptance with frame weighting (§11).
 
     Shared by :class:`IDOLTracker` and the tensor tracker of the fast path,
     so both take exactly the same float32 decisions on the host.
@@ -100,7 +100,7 @@ def greedy_assign(match: np.ndarray, exist_frames: np.ndarray,
 
 
 def mask_iou_matrix(masks: Tensor, mask_thr: float = 0.5) -> Tensor:
-    """Pairwise IoU of binarised masks, IDOL style (spec §1.12).
+    """Pairwise IoU of binarised masks, IDOL style (§11).
 
     Masks are binarised with ``> mask_thr`` (IDOL thresholds the sigmoid of
     its stride-4 logits at 0.5, so pass probabilities or binary masks).
@@ -126,7 +126,7 @@ def filter_frame_detections(
         bboxes: Tensor,
         select_thr: float = 0.1,
         nms_iou_thr: float = 0.9) -> Tuple[Tensor, Tensor, Tensor]:
-    """IDOL's per-frame filtering before the tracker (spec §1.12, 1.-2.).
+    """IDOL's per-frame filtering before the tracker (§11, steps 1-2).
 
     1. keep queries whose max class probability is ``> select_thr``
        (``INFERENCE_SELECT_THRES`` = 0.1); when none passes, keep the single
@@ -134,7 +134,7 @@ def filter_frame_detections(
        the tracker's death clock ticking in the reference);
     2. class-aware box NMS (class = argmax) at IoU ``nms_iou_thr`` = 0.9,
        which removes the duplicates IDOL's one-to-many training produces
-       (spec §1.14); the top-1 fallback skips NMS like the reference.
+       (§11); the top-1 fallback skips NMS like the reference.
 
     The NMS is done in plain torch (one IoU matrix + a greedy pass), so it
     needs no compiled ops and matches ``torchvision.ops.batched_nms``.
@@ -172,7 +172,7 @@ def filter_frame_detections(
 
 @MODELS.register_module()
 class IDOLTracker:
-    """IDOL's memory-bank tracker (spec §1.12, defaults of §5.1).
+    """IDOL's memory-bank tracker (§11, official defaults).
 
     Per frame, on detections that already went through
     :func:`filter_frame_detections`:
@@ -341,7 +341,7 @@ class IDOLTracker:
         With ``long_match``: ``sum_j w_j e_j / sum_j w_j`` over the track's
         last ``L <= memory_len`` entries (oldest ``j = 1`` to newest
         ``j = L``), ``w_j = s_j + j / L`` when ``temporal_weight`` else
-        ``s_j`` (spec §1.12 "Memory embedding"). Otherwise the momentum
+        ``s_j`` (§11 "Memory embedding"). Otherwise the momentum
         embedding.
 
         Returns:
@@ -381,7 +381,7 @@ class IDOLTracker:
         return (d2t + _softmax(sims, axis=0)) / np.float32(2)
 
     def _greedy_assign(self, match: np.ndarray) -> np.ndarray:
-        """Greedy one-to-one acceptance with frame weighting (spec §1.12).
+        """Greedy one-to-one acceptance with frame weighting (§11).
 
         Runs on the host in float32 like the reference's tensors; ties go
         to the lowest memory row (the oldest track).

@@ -1,12 +1,12 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""MinVIS's threshold-free Hungarian tracker (IDOL_VITA_SPEC.md §4.1).
+"""MinVIS's threshold-free Hungarian tracker (docs/hyperparameters.md §19).
 
 Huang et al., "MinVIS: A Minimal Video Instance Segmentation Framework
 without Video-based Training", NeurIPS 2022: query embeddings of a per-frame
 query-based segmenter are associated between consecutive frames only, by
 Hungarian matching on ``1 - cosine``. It needs no learned association and no
 thresholds, so it is a baseline for any query-based detector (also for a
-VITA-style frame detector), spec §4.4(b).
+VITA-style frame detector), §19.
 """
 from typing import Optional
 
@@ -22,7 +22,7 @@ __all__ = ['MinVISTracker']
 
 @MODELS.register_module()
 class MinVISTracker:
-    """Hungarian query association between consecutive frames (spec §4.1).
+    """Hungarian query association between consecutive frames (§19).
 
     1. The first frame after :meth:`reset` defines ``Q`` track slots (slot
        ``k`` = query ``k``; ids ``0..Q-1``).
@@ -51,7 +51,7 @@ class MinVISTracker:
     If a frame has fewer queries than slots, unassigned slots keep their
     previous reference embedding; if it has more, the surplus queries get
     id -1 (not output). Embeddings are L2-normalised with ``eps`` and
-    non-finite cosines are set to 0 (as DVIS does, spec §4.2).
+    non-finite cosines are set to 0 (as DVIS does, §19).
 
     Args:
         eps (float): Normalisation epsilon. Defaults to 1e-6.

@@ -4,7 +4,7 @@
 :class:`IDOLTracker` keeps Python lists of tracks and copies a matrix to
 the host for every decision; run frame by frame on a GPU, every such copy
 and every ``.item()`` stalls the launch queue. This tracker takes the same
-decisions (IDOL_VITA_SPEC.md §1.12) with the state split in two:
+decisions (docs/hyperparameters.md §11) with the state split in two:
 
 * on the device, fixed-size slot tensors with validity masks: ``(S, L, C)``
   embeddings, ``(S, L)`` scores and validity, ``(S, C)`` momentum

@@ -1,6 +1,6 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""Video-level assembly of online tracking outputs (IDOL_VITA_SPEC.md §1.12,
-"Output assembly").
+"""Video-level assembly of online tracking outputs
+(docs/hyperparameters.md §11, "noise filter" to "masks").
 
 An online VIS model emits, per frame, a track id, a class-score vector and a
 mask for every output instance. :class:`VideoTrackAssembler` turns that
@@ -51,7 +51,7 @@ class VideoTrackAssembler:
         per_frame = assembler.to_track_instances()   # pred_track_instances
         json_entries = assembler.to_ytvis_results(video_id)
 
-    Noise filter (IDOL, spec §1.12): after each frame with index
+    Noise filter (IDOL, §11): after each frame with index
     ``> noise_filter_after`` (8), a track that is absent from the last
     ``noise_absent_frames`` (2) frames and was present in fewer than
     ``noise_min_frames`` (3) frames is deleted. It runs online, exactly as
@@ -165,7 +165,7 @@ class VideoTrackAssembler:
             self._apply_noise_filter(frame_id)
 
     def _apply_noise_filter(self, frame_id: int) -> None:
-        """IDOL's noise filter after ``frame_id`` (spec §1.12)."""
+        """IDOL's noise filter after ``frame_id`` (§11)."""
         last_allowed = frame_id - self.noise_absent_frames
         drop = [
             tid for tid, t in self._tracks.items()

@@ -1,7 +1,7 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """OOKD's offline teacher: a frozen online model + a trained aggregator.
 
-papers/ookd_paper.md, Sec. 3.2 and Fig. 3c; IDOL_VITA_SPEC.md §2, §3.
+OOKD paper, Sec. 3.2 and Fig. 3c; docs/hyperparameters.md §12-17, §18.
 "We first pass every single frame into the baseline online VIS model ... to
 extract the per-frame instance query", aggregate them with VITA's object
 token association into N offline queries ``f_off``, and train the
@@ -27,15 +27,15 @@ Data flow (one place, top to bottom):
      same for every frame: an offline query is one instance tube);
    * box in frame ``t``: ``sigmoid(reg_branches[-1](f_off) +
      inverse_sigmoid(ref_t))`` exactly as IDOL's last layer refines its
-     input reference (spec §1.3), with ``ref_t`` = the association-weighted
+     input reference (§3), with ``ref_t`` = the association-weighted
      mean of frame ``t``'s last-layer *input* references (the boxes IDOL's
      last layer refines). So the box follows the instance through the clip
      while the residual is shared;
    * mask in frame ``t``: the frozen dynamic mask head with frame ``t``'s
      mask features, the controller applied to ``f_off`` and ``ref_t``'s
      centre as the origin of the relative coordinates (IDOL uses the input
-     reference of the layer, spec §1.4);
-   * embedding: ``embed_branch(f_off)`` (spec §1.5), one per query and
+     reference of the layer, §4);
+   * embedding: ``embed_branch(f_off)`` (§5), one per query and
      clip.
 
    Gradients flow through these frozen heads into the aggregator only.
@@ -46,7 +46,7 @@ Data flow (one place, top to bottom):
 4. Training (:mod:`.teacher_matching`, :mod:`.teacher_losses`), as VITA:
    video-level one-to-one matching (Hungarian on class and mask costs over
    all frames, the mask target empty where an instance is absent, and box
-   costs where it is present), then IDOL's loss terms (spec §1.9), masks
+   costs where it is present), then IDOL's loss terms (§9), masks
    on all frames, VITA's similarity loss, deep supervision over the
    decoder layers.
 """
@@ -113,7 +113,7 @@ class OfflineTeacher(TeacherMatchingMixin, TeacherLossMixin, BaseMOTModel):
             teacher checkpoint (which contains the online weights) is loaded
             afterwards, e.g. by the distiller.
         deep_supervision (bool): Losses on every decoder layer of the
-            aggregator (``d{i}.`` prefixed). Defaults to True (spec §2.5).
+            aggregator (``d{i}.`` prefixed). Defaults to True (§14).
         loss_sim (dict, optional): VITA's similarity loss (``loss_fg_sim``,
             weight 0.5) on the aggregator's association embeddings:
             binary cross-entropy between every two matched embeddings of a
@@ -131,7 +131,7 @@ class OfflineTeacher(TeacherMatchingMixin, TeacherLossMixin, BaseMOTModel):
             None.
         train_cfg (dict, optional): ``num_frame_layers`` (the last ``n``
             online decoder layers whose queries are fed, each as an
-            independent sample, VITA's LAST_LAYER_NUM, spec §2.3; default
+            independent sample, VITA's LAST_LAYER_NUM, §12; default
             1), ``match_costs`` (mmdet match costs; default
             :data:`DEFAULT_MATCH_COSTS`: class, box and VITA's mask
             costs), ``match_on_absent_frames`` (class and mask costs summed
@@ -226,7 +226,7 @@ class OfflineTeacher(TeacherMatchingMixin, TeacherLossMixin, BaseMOTModel):
 
     def freeze_online(self) -> None:
         """No gradient into, and no statistics update of, the online model
-        (spec §2.8: only the aggregation module is trained)."""
+        (§16: only the aggregation module is trained)."""
         self.online.eval()
         for param in self.online.parameters():
             param.requires_grad_(False)
@@ -451,7 +451,7 @@ class OfflineTeacher(TeacherMatchingMixin, TeacherLossMixin, BaseMOTModel):
                 data_samples: TrackSampleList,
                 rescale: bool = True,
                 **kwargs) -> TrackSampleList:
-        """Offline inference on a whole video (spec §2.9).
+        """Offline inference on a whole video (§17).
 
         1. online pass in chunks of ``chunk_size`` frames, keeping only the
            last-layer frame queries, their input references and max class

@@ -1,5 +1,5 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""OOKD: offline-to-online knowledge distillation (papers/ookd_paper.md).
+"""OOKD: offline-to-online knowledge distillation (Kim et al., WACV 2024).
 
 The whole method in one place (paper Fig. 3):
 

@@ -24,7 +24,7 @@ Hungarian matching (:class:`~.teacher_matching.TeacherMatchingMixin`):
   instance.
 
 Loss modules and weights of class / box / mask are the frozen online
-model's (spec §1.9).
+model's (docs/hyperparameters.md §9).
 """
 from typing import Callable, Dict, List, Optional, Tuple
 

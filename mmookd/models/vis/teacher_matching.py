@@ -24,11 +24,11 @@ from torch import Tensor
 
 __all__ = ['ClipTargets', 'TeacherMatchingMixin', 'DEFAULT_MATCH_COSTS']
 
-#: Hungarian costs of the video-level matching: Deformable DETR's focal /
-#: L1 / GIoU costs with IDOL's SET_COST_* weights 2 / 5 / 2 (spec §1.7,
-#: §1.9), plus VITA's mask costs (sigmoid cross-entropy and dice, weights 5
-#: / 5, dice smoothed by 1 as VITA's ``batch_dice_loss``) judged on every
-#: frame of the clip (:meth:`TeacherMatchingMixin.match_clip`).
+#: Hungarian costs of the video-level matching: Deformable DETR's focal / L1 /
+#: GIoU costs with IDOL's SET_COST_* weights 2 / 5 / 2 (docs/hyperparameters.md
+#: §7, §9), plus VITA's mask costs (sigmoid cross-entropy and dice, weights 5 /
+#: 5, dice smoothed by 1 as VITA's ``batch_dice_loss``) judged on every frame
+#: of the clip (:meth:`TeacherMatchingMixin.match_clip`).
 DEFAULT_MATCH_COSTS = [
     dict(type='FocalLossCost', alpha=0.25, gamma=2.0, eps=1e-8, weight=2.0),
     dict(type='BBoxL1Cost', box_format='xywh', weight=5.0),
