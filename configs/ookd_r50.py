@@ -1,4 +1,5 @@
-# OOKD, the flagship (papers/ookd_paper.md; IDOL_VITA_SPEC.md §3):
+# OOKD, the flagship (OOKD paper, Kim et al., WACV 2024;
+# docs/hyperparameters.md §18):
 # an IDOL R-50 student on YouTube-VIS 2021 distilled from the frozen
 # offline teacher (configs/teacher/vita-teacher_r50_8xb2-20k_youtubevis2021.py)
 # with QFA + cosine KD (eqs. 2-5) and Minor-Paste (eq. 6).
@@ -29,7 +30,7 @@ model = dict(
     kd_frames='both')
 
 # ---------------------------------------------------------------- data
-# Each sample: the student's key/reference pair (IDOL's sampling, §1.6)
+# Each sample: the student's key/reference pair (IDOL's sampling, §6)
 # plus 2 context frames, so the teacher sees a 4-frame clip (the clip
 # length it was trained on, Sec. 4.1). Minor-Paste (Sec. 3.4) runs on the
 # loaded frames of the whole sample, before IDOL's augmentation.

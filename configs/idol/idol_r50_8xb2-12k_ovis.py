@@ -1,4 +1,4 @@
-# IDOL R-50 on OVIS (IDOL_VITA_SPEC.md §1.6, §1.10, §1.12, §5.1):
+# IDOL R-50 on OVIS (docs/hyperparameters.md §6, §10, §11):
 # 25 classes, 16 clips per iteration (8 GPUs x 2), larger train / test
 # scales, and the OVIS tracker thresholds (mask NMS 0.3, add-new 0.3).
 _base_ = ['./idol_r50_8xb4-12k_youtubevis2021.py']

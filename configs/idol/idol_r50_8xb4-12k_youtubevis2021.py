@@ -1,7 +1,7 @@
 # IDOL R-50 on YouTube-VIS 2021 with the official recipe
-# (IDOL_VITA_SPEC.md §1.6 data, §1.10 optimisation, §5.1 defaults):
+# (docs/hyperparameters.md §6 data, §10 optimisation, §2-11 model):
 # 8 GPUs x 4 key/reference pairs, AdamW 1e-4, 12k iterations, step at 8k.
-# Initialise from IDOL's COCO pre-training (spec §1.11 steps 1+2) with
+# Initialise from IDOL's COCO pre-training (§10 steps 1+2) with
 # `load_from` (local path only; nothing is downloaded).
 _base_ = ['../_base_/models/idol_r50.py', '../_base_/default_runtime.py']
 
@@ -13,15 +13,15 @@ dataset_type = 'YTVISDataset'
 dataset_version = '2021'
 data_root = 'data/youtube_vis_2021/'
 backend_args = None
-# §1.6: shortest edge from this set (same for both frames), long side <= 768
+# §6: shortest edge from this set (same for both frames), long side <= 768
 train_short_sides = [320, 352, 392, 416, 448, 480, 512, 544, 576, 608, 640]
 train_max_size = 768
-test_scale = (1333, 480)  # §1.10: test short side 480, max 1333
+test_scale = (1333, 480)  # §10: test short side 480, max 1333
 # image padding value: the pixel mean (BGR, as loaded)
 pad_val = (104, 116, 124)
 
 train_pipeline = [
-    # key = earlier frame, reference within +-10 frames (§1.6)
+    # key = earlier frame, reference within +-10 frames (§6)
     dict(type='KeyRefFrameSample', frame_range=10),
     dict(
         type='TransformBroadcaster',
@@ -31,7 +31,7 @@ train_pipeline = [
             dict(type='LoadTrackAnnotations', with_mask=True),
         ]),
     # crop branch with p=0.5 per clip; crops drawn independently per frame
-    # (detectron2's RandomCrop is not clip-aware, §1.6)
+    # (detectron2's RandomCrop is not clip-aware, §6)
     dict(
         type='RandomApply',
         prob=0.5,
@@ -95,7 +95,7 @@ train_dataloader = dict(
         dataset_version=dataset_version,
         ann_file='train/instances.json',
         data_prefix=dict(img_path='train/JPEGImages'),
-        filter_cfg=dict(filter_empty_gt=False),  # §1.6
+        filter_cfg=dict(filter_empty_gt=False),  # §6
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1,
@@ -127,7 +127,7 @@ train_cfg = dict(
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
-# §1.10: AdamW (torch betas / eps), lr 1e-4, wd 1e-4 on every parameter,
+# §10: AdamW (torch betas / eps), lr 1e-4, wd 1e-4 on every parameter,
 # backbone lr x0.1, full-model grad-norm clipping at 0.01.
 optim_wrapper = dict(
     type='OptimWrapper',

@@ -1,7 +1,7 @@
-# IDOL R-50 pre-training on COCO pseudo key/reference pairs, YouTube-VIS
-# 2019 vocabulary (IDOL_VITA_SPEC.md §1.11 step 2): the 2021 recipe with the
-# coco2ytvis2019 category table (classes = the 40 YouTube-VIS 2019 ones).
-# An option, not the official recipe: IDOL pre-trains on all 80 COCO classes
+# IDOL R-50 pre-training on COCO pseudo key/reference pairs, YouTube-VIS 2019
+# vocabulary (docs/hyperparameters.md §10 step 2): the 2021 recipe with the
+# coco2ytvis2019 category table (classes = the 40 YouTube-VIS 2019 ones). An
+# option, not the official recipe: IDOL pre-trains on all 80 COCO classes
 # (idol_r50_8xb4-59200it_coco-pseudo.py).
 #
 # Step 3 starts from this run's final checkpoint: in

@@ -1,6 +1,6 @@
 # IDOL R-50 pre-training on COCO pseudo key/reference pairs, YouTube-VIS
-# 2021 vocabulary (IDOL_VITA_SPEC.md §1.11 step 2; data §1.6, optimisation
-# §1.10 "COCO pair pre-train R50"): every COCO image is augmented twice,
+# 2021 vocabulary (docs/hyperparameters.md §10 step 2; data §6, optimisation
+# §10 "COCO pair pre-train R50"): every COCO image is augmented twice,
 # independently, into a key and a reference view with instance ids 1..N;
 # COCO categories are mapped to the 40 YouTube-VIS 2021 classes
 # (coco2ytvis2021 table, unmapped annotations dropped). 8 GPUs x 4 pairs,
@@ -20,10 +20,10 @@ model = dict(detector=dict(bbox_head=dict(num_classes=num_classes)))
 
 # ---------------------------------------------------------------- data
 dataset_type = 'CocoPseudoVideoDataset'
-category_map = 'coco2ytvis2021'  # COCO -> YouTube-VIS 2021 (spec §1.6)
+category_map = 'coco2ytvis2021'  # COCO -> YouTube-VIS 2021 (§6)
 data_root = 'data/coco/'
 backend_args = None
-# §1.6 / §1.10: final shortest edge from this set, long side <= 1333
+# §6 / §10: final shortest edge from this set, long side <= 1333
 train_short_sides = [320, 352, 392, 416, 448, 480, 512, 544, 576, 608, 640]
 train_max_size = 1333
 # crop branch: shortest edge {400, 500, 600} (no long-side cap in
@@ -48,7 +48,7 @@ view_transforms = [
                 scales=[(no_max_size, s) for s in crop_short_sides],
                 keep_ratio=True),
             # never reject a crop: instances left empty are handled by
-            # PseudoKeyRefPair (spec §1.6 invalid instances)
+            # PseudoKeyRefPair (§6 invalid instances)
             dict(
                 type='RandomCrop',
                 crop_type='absolute_range',
@@ -101,7 +101,7 @@ test_evaluator = None
 max_iters = 59200
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
 
-# §1.10: AdamW (torch betas / eps), lr 2e-4, wd 1e-4 on every parameter,
+# §10: AdamW (torch betas / eps), lr 2e-4, wd 1e-4 on every parameter,
 # backbone lr x0.1, full-model grad-norm clipping at 0.01.
 optim_wrapper = dict(
     type='OptimWrapper',

@@ -1,5 +1,5 @@
-# IDOL Swin-L on YouTube-VIS 2021 (IDOL_VITA_SPEC.md §1.2 backbone, same
-# recipe as R-50, §1.10). Swin-L: embed 192, depths [2, 2, 18, 2], heads
+# IDOL Swin-L on YouTube-VIS 2021 (docs/hyperparameters.md §2 backbone, same
+# recipe as R-50, §10). Swin-L: embed 192, depths [2, 2, 18, 2], heads
 # [6, 12, 24, 48], window 12, pre-train size 384, drop path 0.3.
 _base_ = ['./idol_r50_8xb4-12k_youtubevis2021.py']
 

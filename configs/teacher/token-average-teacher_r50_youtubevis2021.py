@@ -1,5 +1,5 @@
 # OOKD Table 6 ablation: the "token average" teacher. f_off of an instance
-# is the mean of its frame queries (papers/ookd_paper.md Sec. 4.3): no
+# is the mean of its frame queries (OOKD paper, Sec. 4.3): no
 # parameters, so nothing to train (no train loop / optimiser here). During
 # distillation the frame tokens are assigned to the clip's GT instances;
 # for `tools/test.py` (offline evaluation) the frozen IDOL's own tracker

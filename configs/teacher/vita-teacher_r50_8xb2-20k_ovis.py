@@ -1,6 +1,6 @@
 # Offline teacher R-50 on OVIS: the frozen OVIS IDOL (25 classes, OVIS
 # scales, configs/idol/idol_r50_8xb2-12k_ovis.py) and VITA's OVIS top-20
-# predictions per video (IDOL_VITA_SPEC.md §2.7, §2.9).
+# predictions per video (docs/hyperparameters.md §16, §17).
 _base_ = ['./vita-teacher_r50_8xb2-20k_youtubevis2021.py']
 
 num_classes = 25
@@ -11,7 +11,7 @@ model = dict(
 
 dataset_version = 'ovis'
 data_root = 'data/ovis/'
-# OVIS scales (spec §1.6, §1.10): shortest edge {480, ..., 800}, long side
+# OVIS scales (§6, §10): shortest edge {480, ..., 800}, long side
 # <= 1333 for training, short side 720 for testing.
 train_pipeline = _base_.train_pipeline
 train_pipeline[3].transforms[0].scales = [(1333, s)

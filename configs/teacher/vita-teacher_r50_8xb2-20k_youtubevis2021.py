@@ -1,11 +1,11 @@
-# OOKD's offline teacher, R-50, YouTube-VIS 2021 (papers/ookd_paper.md
-# Sec. 3.2, 4.1; IDOL_VITA_SPEC.md §2-3): the trained IDOL R-50 of
+# OOKD's offline teacher, R-50, YouTube-VIS 2021 (OOKD paper,
+# Sec. 3.2, 4.1; docs/hyperparameters.md §12-18): the trained IDOL R-50 of
 # configs/idol/idol_r50_8xb4-12k_youtubevis2021.py, frozen, + VITA's object
 # token association (object encoder: 6 layers, windows of 6 frames, shifted
 # at inference; object decoder: 3 layers, 100 object queries; 8 heads,
 # FFN 2048, no dropout), trained on 4-frame clips (OOKD Sec. 4.1) with
 # VITA's optimiser (AdamW lr 5e-5, wd 0.05 but none on norms / query and
-# slot embeddings, grad-norm clip 0.01; spec §2.7, §2.11).
+# slot embeddings, grad-norm clip 0.01; §16).
 # Not stated by the papers, our choices: 8 GPUs x 2 clips, 20k iterations
 # with a x0.1 step at 15k (only the aggregator is trained; VITA's 187.5k
 # iterations train the whole detector jointly with COCO pseudo-videos), and
@@ -31,7 +31,7 @@ model = dict(
     aggregator=dict(
         type='VITAAggregator',
         embed_dims=embed_dims,
-        num_frame_queries=300,  # IDOL's queries per frame (spec §6.5)
+        num_frame_queries=300,  # IDOL's queries per frame (§12)
         num_queries=100,
         encoder=dict(
             type='ObjectTokenEncoder',
@@ -59,7 +59,7 @@ model = dict(
     loss_sim=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=0.5),
     train_cfg=dict(
         # VITA feeds the frame queries of the last 3 detector layers as
-        # independent samples (LAST_LAYER_NUM, spec §2.3)
+        # independent samples (LAST_LAYER_NUM, §12)
         num_frame_layers=3,
         # class and VITA's mask costs (sigmoid CE 5, dice 5) over all
         # frames, mask target empty where the instance is absent; IDOL's

@@ -1,7 +1,7 @@
 # Offline teacher with the frozen IDOL Swin-L
 # (configs/idol/idol_swin-l-p4-w12-384_8xb4-12k_youtubevis2021.py), same
 # aggregator and recipe as R-50. VITA keeps 100 object queries for Swin-L
-# (spec §2.5); IDOL keeps 300 queries per frame.
+# (docs/hyperparameters.md §14); IDOL keeps 300 queries per frame.
 _base_ = ['./vita-teacher_r50_8xb2-20k_youtubevis2021.py']
 
 model = dict(

@@ -1,7 +1,7 @@
 # IDOL made small enough to train on ToyVIS on a CPU in minutes:
 # ResNet-18 at 1/4 width, hidden 64, 4 heads, 2 + 2 transformer layers,
 # 30 queries. Same model code, losses, assignment and tracker as the full
-# configs (IDOL_VITA_SPEC.md §1); only sizes and the schedule differ.
+# configs (docs/hyperparameters.md §2-11); only sizes and the schedule differ.
 _base_ = [
     '../_base_/models/idol_r50.py', '../_base_/datasets/toyvis.py',
     '../_base_/default_runtime.py'
@@ -47,7 +47,7 @@ train_cfg = dict(
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
-# IDOL's optimiser (§1.10) with a larger lr, no backbone lr multiplier and a
+# IDOL's optimiser (§10) with a larger lr, no backbone lr multiplier and a
 # looser clip: training from scratch for minutes, not fine-tuning a
 # pre-trained model for hours.
 optim_wrapper = dict(

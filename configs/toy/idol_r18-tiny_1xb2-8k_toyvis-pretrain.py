@@ -1,6 +1,6 @@
 # Pre-training of the tiny IDOL, the toy counterpart of IDOL's COCO
-# pre-training (IDOL_VITA_SPEC.md §1.11): the same key/reference training on
-# a larger ToyVIS drawn with another seed (240 training videos, disjoint
+# pre-training (docs/hyperparameters.md §10): the same key/reference training
+# on a larger ToyVIS drawn with another seed (240 training videos, disjoint
 # from data/toyvis), so the main job can start from a model that has seen
 # shapes before, as every real IDOL / OOKD run starts from COCO weights.
 #

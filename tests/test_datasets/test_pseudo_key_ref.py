@@ -1,5 +1,6 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""COCO pseudo key/reference pairs for IDOL's pre-training (spec §1.6).
+"""COCO pseudo key/reference pairs for IDOL's pre-training
+(docs/hyperparameters.md §6).
 
 A tiny COCO-format JSON (shapes drawn into small JPEGs, polygon and RLE
 segmentations, a crowd region and an unmapped category) is written into
@@ -457,7 +458,7 @@ class ScriptedCrop(RandomCrop):
 
 
 def test_empty_after_crop_instances(tmp_path):
-    """Spec §1.6: invalid in the key -> removed from both views; valid in
+    """§6: invalid in the key -> removed from both views; valid in
     the key but invalid in the reference -> kept in the key only. An
     instance whose box survives the crop but whose mask does not is
     invalid too."""
@@ -563,7 +564,7 @@ def test_pretrain_configs_use_the_pieces():
     assert cfg.train_cfg.max_iters == 59200
     assert cfg.param_scheduler[0].milestones == [22200, 44400]
     assert cfg.optim_wrapper.optimizer.lr == 2e-4
-    assert cfg.train_dataloader.batch_size == 4  # x 8 GPUs = 32 (§1.10)
+    assert cfg.train_dataloader.batch_size == 4  # x 8 GPUs = 32 (§10)
     cfg19 = Config.fromfile(PRETRAIN_CFG.replace('2021', '2019'))
     assert cfg19.train_dataloader.dataset.category_map == 'coco2ytvis2019'
     assert cfg19.model.detector.bbox_head.num_classes == 40

@@ -1,6 +1,6 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """IDOL's contrastive selection and embedding losses
-(IDOL_VITA_SPEC.md 1.8-1.9), checked against hand-computed values."""
+(docs/hyperparameters.md §8-9), checked against hand-computed values."""
 import math
 
 import pytest
@@ -128,7 +128,7 @@ def hand_items():
 
 
 def closed_form(key, ref, anchors, pos, neg):
-    """Spec 1.9: L = log(1 + sum_{v+} sum_{v-} exp(v-.k - v+.k)), per item,
+    """§9: L = log(1 + sum_{v+} sum_{v-} exp(v-.k - v+.k)), per item,
     in float64 with explicit loops."""
     losses = []
     for a, p, n in zip(anchors, pos, neg):

@@ -1,5 +1,5 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""DynamicKAssigner / dynamic_k_matching (IDOL_VITA_SPEC.md 1.7), on cases
+"""DynamicKAssigner / dynamic_k_matching (docs/hyperparameters.md §7), on cases
 computed by hand in the comments."""
 import math
 
@@ -14,7 +14,7 @@ IMG_META = dict(img_shape=(100, 100))
 
 
 def focal_cost(logit: float) -> float:
-    """Spec 1.7 focal class cost at one logit (alpha 0.25, gamma 2)."""
+    """§7 focal class cost at one logit (alpha 0.25, gamma 2)."""
     p = 1 / (1 + math.exp(-logit))
     return (0.25 * (1 - p)**2 * -math.log(p + 1e-8) -
             0.75 * p**2 * -math.log(1 - p + 1e-8))

@@ -1,5 +1,5 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""IDOLMaskHead (IDOL_VITA_SPEC.md §1.4, §1.9)."""
+"""IDOLMaskHead (docs/hyperparameters.md §4, §9)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -115,7 +115,7 @@ def test_mask_branch_top_down_shapes_and_relu():
     ]
     out = head.mask_branch(feats)
     assert out.shape == (1, 8, 8, 12)
-    assert (out >= 0).all()  # ReLU after the last conv (spec §1.4)
+    assert (out >= 0).all()  # ReLU after the last conv (§4)
     # the stride-64 level is not used: changing it changes nothing
     memory, shapes, starts = fake_memory(1, (64, 96), channels=32)
     a = head.forward_mask_feats(memory, shapes, starts)

@@ -1,5 +1,6 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""IDOLHead inside the Deformable-DETR of a tiny IDOL (spec §1.3, 1.5, 1.9).
+"""IDOLHead inside the Deformable-DETR of a tiny IDOL
+(docs/hyperparameters.md §3, §5, §9).
 """
 import os.path as osp
 
@@ -86,7 +87,7 @@ def test_output_shapes_per_layer(model):
 
 
 def test_box_refinement(model):
-    """§1.3: layer 0 box = sigmoid(delta + [logit(ref_xy), 0, 0]) from the
+    """§3: layer 0 box = sigmoid(delta + [logit(ref_xy), 0, 0]) from the
     2-D initial reference; later layers refine the previous 4-D box. With
     the initial weights layer 0 is the identity on the reference point with
     w = h = sigmoid(-2)."""

@@ -1,6 +1,6 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """Object token aggregators of the offline teacher (OOKD Sec. 3.2, Table
-6; IDOL_VITA_SPEC.md §2.4-2.5): window / shifted-window masking checked by
+6; docs/hyperparameters.md §13-14): window / shifted-window masking checked by
 hand and by perturbation, shapes, frame-query selection and the token
 average."""
 import pytest

@@ -3,7 +3,7 @@
 
 Embeddings are scripted (scaled one-hot vectors, so raw dot products are 0
 or 100 and the softmaxes are ~0/1 or exactly 1/2); every expectation is
-computed by hand in the comments (IDOL_VITA_SPEC.md §1.12, §4.1).
+computed by hand in the comments (docs/hyperparameters.md §11, §19).
 """
 import numpy as np
 import pycocotools.mask as mask_util

@@ -4,10 +4,10 @@
 One trained IDOL-style checkpoint, two association strategies:
 
 * ``idol``: the config's own tracker, IDOL's memory bank with bi-softmax
-  matching, birth / death and per-frame filtering (IDOL_VITA_SPEC.md
-  §1.12);
+  matching, birth / death and per-frame filtering (docs/hyperparameters.md
+  §11);
 * ``minvis``: MinVIS's frame-to-frame Hungarian matching of all queries
-  (spec §4.1; ``MinVISTracker`` with ``model.test_cfg.filter_detections
+  (§19; ``MinVISTracker`` with ``model.test_cfg.filter_detections
   = False`` as the IDOL model requires, no noise filter since its tracks
   never die).
 

@@ -1,4 +1,5 @@
-# IDOL, ResNet-50 (IDOL_VITA_SPEC.md §1, defaults of §5.1; YouTube-VIS 2019).
+# IDOL, ResNet-50 (docs/hyperparameters.md §2-11: official defaults;
+# YouTube-VIS 2019).
 # Per-frame Deformable DETR (300 queries, 4 levels, 6 + 6 layers, iterative
 # box refinement, not two-stage) + CondInst-style dynamic mask head on the
 # encoder memory + contrastive embedding; online memory-bank tracker.
@@ -16,7 +17,7 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True,
         pad_mask=True,
-        pad_size_divisor=32),  # §1.2 size divisibility 32
+        pad_size_divisor=32),  # §2 size divisibility 32
     detector=dict(
         type='DeformableDETR',
         num_queries=num_queries,
@@ -90,7 +91,7 @@ model = dict(
             num_classes=num_classes,
             embed_dims=embed_dims,
             num_reg_fcs=2,  # box MLP 256-256-256-4
-            num_embed_fcs=3,  # embedding MLP 256-256-256-256 (§1.5)
+            num_embed_fcs=3,  # embedding MLP 256-256-256-256 (§5)
             embed_channels=256,
             loss_cls=dict(
                 type='FocalLoss',
@@ -104,7 +105,7 @@ model = dict(
             loss_reid_aux=dict(
                 type='CosineL2AuxLoss', neg_pos_ratio=10, loss_weight=3.0)),
         train_cfg=dict(
-            # §1.7: focal cost 1 + GIoU cost 3 + centre prior, dynamic k
+            # §7: focal cost 1 + GIoU cost 3 + centre prior, dynamic k
             assigner=dict(
                 type='DynamicKAssigner',
                 match_costs=[
@@ -121,7 +122,7 @@ model = dict(
                 outside_cost=100.0,
                 non_candidate_cost=10000.0,
                 candidate_topk=10),
-            # §1.8: positives top-10, negatives = complement of top-100
+            # §8: positives top-10, negatives = complement of top-100
             contrast_selector=dict(
                 type='ContrastiveSelector',
                 assigner=dict(
