@@ -1,6 +1,6 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """Companion distillation losses of papers A (ETC) and B (deformable
-attention KD): the behavioural checks of SEED_KD_LOSSES.md §4.5 and their
+attention KD): behavioural checks (docs/companion_losses.md, "Tests") and their
 use from a plain mmdet config. Small random tensors, CPU, no models."""
 import textwrap
 

@@ -1,7 +1,7 @@
 # Companion distillation term (issue #6, docs/companion_losses.md) added to
 # the flagship OOKD (configs/ookd_r50.py): paper A's motion-guided temporal
 # loss L_TL, instance version: the student's masks of each GT track at the key
-# frame vs its reference-frame masks warped with RAFT flow (the SEED's VIS
+# frame vs its reference-frame masks warped with RAFT flow (our VIS
 # settings: sigmoid masks, L1 occlusion, O^1, out-of-bounds zeroed, stride-4
 # resolution; lambda_TL = 0.1 as the released config).
 # The extra term's key appears in the training log as `loss_tl`.

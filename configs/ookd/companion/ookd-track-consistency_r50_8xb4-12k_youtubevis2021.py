@@ -1,9 +1,8 @@
-# Companion distillation term (issue #6, docs/companion_losses.md) added to
-# the flagship OOKD (configs/ookd_r50.py): the flow-free instance-level
-# temporal term (SEED §2.13 (b), our design): 1 - cos of the student's
-# embeddings of the same GT track at the key and reference frames.
-# The extra term's key appears in the training log as
-# `loss_track_consistency`.
+# Companion distillation term (issue #6, docs/companion_losses.md) added to the
+# flagship OOKD (configs/ookd_r50.py): the flow-free instance-level temporal
+# term (paper A's flow-free option, our design): 1 - cos of the student's
+# embeddings of the same GT track at the key and reference frames. The extra
+# term's key appears in the training log as `loss_track_consistency`.
 _base_ = ['../../ookd_r50.py']
 
 model = dict(extra_distill=[

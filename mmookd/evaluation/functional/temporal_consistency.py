@@ -1,11 +1,11 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """Temporal consistency (TC) of video instance masks, paper A's metric
-adapted to VIS (SEED_KD_LOSSES.md §2.12).
+adapted to VIS (docs/companion_losses.md, "Temporal consistency metric").
 
 ETC (``tool/eval_tc.py``) warps the label map predicted at ``t + 1`` back
 to ``t`` with FlowNet2 flow and takes the mIoU against the prediction at
 ``t`` (no occlusion masking; bilinear warping of label ids). For instance
-masks we follow the SEED's design: nearest-neighbour warping of every
+masks we use our design: nearest-neighbour warping of every
 track's binary mask and, optionally, an occlusion mask (forward-backward
 flow consistency, the protocol of Lai et al. ECCV'18 that ETC cites), so
 only pixels whose correspondence is reliable are compared.

@@ -13,15 +13,15 @@ __all__ = ['BoxFlowProvider']
 class BoxFlowProvider(nn.Module):
     """Per-instance flow of the affine map taking box ``t`` onto box ``t'``.
 
-    A flow-free source for the *instance* version of the motion-guided
-    temporal loss (SEED_KD_LOSSES.md §4.3 A1; no flow-free L_TL was
-    released, §2.13, so this is our design): instance ``k``'s pixel ``p``
-    of frame ``t`` moves to ``c'_k + (p - c_k) * (w'_k / w_k, h'_k /
-    h_k)`` in frame ``t'``, where ``c``, ``w``, ``h`` are the centre and
-    size of its box (from the ground truth or the predictions of both
-    frames). It models translation and scaling of the whole instance, not
-    articulation or rotation; outside the box it extrapolates the same
-    affine map, which only matters where the instance's masks are.
+    A flow-free source for the *instance* version of the motion-guided temporal
+    loss (docs/companion_losses.md, ``MotionGuidedTemporalLoss``; no flow-free
+    L_TL was released, so this is our design): instance ``k``'s pixel ``p`` of
+    frame ``t`` moves to ``c'_k + (p - c_k) * (w'_k / w_k, h'_k / h_k)`` in
+    frame ``t'``, where ``c``, ``w``, ``h`` are the centre and size of its box
+    (from the ground truth or the predictions of both frames). It models
+    translation and scaling of the whole instance, not articulation or
+    rotation; outside the box it extrapolates the same affine map, which only
+    matters where the instance's masks are.
 
     ``provider(boxes, boxes_ref, size, stride) -> (K, 2, h, w)``: the
     flow in pixels of an ``(h, w)`` grid whose pixel ``i`` covers image

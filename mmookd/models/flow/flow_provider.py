@@ -2,9 +2,9 @@
 """Pluggable optical-flow sources for the motion-guided temporal loss
 (paper A's L_TL) and the temporal-consistency metric.
 
-SEED_KD_LOSSES.md §2.3, §2.13: flow is needed only in training (L_TL) and
-evaluation (TC), never at inference; the flow network is external, frozen,
-fed images in the range it was trained on, and run without gradients in
+docs/companion_losses.md, "Flow providers": flow is needed only in training
+(L_TL) and evaluation (TC), never at inference; the flow network is external,
+frozen, fed images in the range it was trained on, and run without gradients in
 float32. Every provider here follows one interface:
 
 ``provider(img1, img2) -> flow``: ``img1``, ``img2`` are ``(N, 3, H, W)``
@@ -82,7 +82,7 @@ class BaseFlowProvider(nn.Module):
 
 @MODELS.register_module()
 class ZeroFlowProvider(BaseFlowProvider):
-    """Identity warping, ``F = 0`` (SEED_KD_LOSSES.md §2.13 option (c):
+    """Identity warping, ``F = 0`` (the flow-free option:
     only sensible for consecutive frames at a high frame rate; weak on
     YouTube-VIS, whose annotated frames are 5 raw frames apart). Useful as
     a baseline and in tests."""

@@ -40,7 +40,7 @@ class RAFTFlowProvider(BaseFlowProvider):
         checkpoint (str): Local state-dict file (raw, or under
             ``state_dict`` / ``model``).
         arch (str): ``'raft_small'`` or ``'raft_large'``. Defaults to
-            ``'raft_small'`` (the SEED's memory estimate, §4.4).
+            ``'raft_small'`` (the smaller memory footprint).
         num_flow_updates (int): GRU iterations (torchvision's default 12).
     """
 

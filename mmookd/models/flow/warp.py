@@ -1,7 +1,7 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """Backward warping with optical flow and the helpers around it.
 
-Convention (ETC ``model/flow_model.py``, SEED_KD_LOSSES.md §2.3): a flow
+Convention (ETC's released ``model/flow_model.py``): a flow
 ``F`` of shape ``(N, 2, H, W)`` holds, at pixel ``p = (x, y)`` of frame
 ``t``, the displacement ``(dx, dy)`` in pixels to its position in frame
 ``t'`` (``F = flow(I_t, I_t')``, channel 0 = x). Backward warping then
@@ -77,8 +77,8 @@ def warp(x: Tensor,
 
 def resize_flow(flow: Tensor, size: Tuple[int, int]) -> Tensor:
     """Resize a flow field to ``size`` (h, w) and rescale its vectors to the
-    new pixel units (§4.3 A1: "downsample it to H/4 and divide the vectors
-    by 4"). Grids are strided (``align_corners=False``): pixel ``i`` of a
+    new pixel units (ETC: "downsample it to H/4 and divide the vectors by
+    4"). Grids are strided (``align_corners=False``): pixel ``i`` of a
     stride-``s`` grid covers ``[i s, (i + 1) s)``, as the stride-4 masks
     of a DETR-style model."""
     h, w = flow.shape[-2:]

@@ -1,6 +1,6 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""CKA attention-map distillation of paper B (Truong et al.;
-SEED_KD_LOSSES.md §3.4, §4.3 B1; Kornblith et al., ICML 2019)."""
+"""CKA attention-map distillation of paper B (Truong et al.; Kornblith et
+al., ICML 2019; docs/companion_losses.md, ``AttentionCKALoss``)."""
 from typing import Optional
 
 import torch
@@ -75,7 +75,7 @@ def cka(x: Tensor,
     CKA has two equal forms: Gram ``<HKH, HLH>_F / (|HKH| |HLH|)`` with
     ``K = X X^T`` (O(n^2 (p + q))) and feature ``|Y~^T X~|_F^2 / (|X~^T
     X~|_F |Y~^T Y~|_F)`` on column-centred ``X~, Y~`` (O(n p q));
-    ``form='auto'`` picks the cheaper one (§3.4). Inputs are scaled to unit
+    ``form='auto'`` picks the cheaper one. Inputs are scaled to unit
     Frobenius norm first (CKA is scale invariant; this keeps float32 away
     from under- / overflow). An item is degenerate when its centred
     features (linear) or centred kernel (RBF) carry less than ``eps`` of
@@ -124,14 +124,14 @@ def cka(x: Tensor,
 
 @MODELS.register_module()
 class AttentionCKALoss(BaseModule):
-    """``L_CKA = 1 - CKA(A_T, A_S)`` (paper B's attention-map loss, §3.4).
+    """``L_CKA = 1 - CKA(A_T, A_S)`` (paper B's attention-map loss).
 
     Inputs are row-aligned maps ``(..., n, q)`` (student) and ``(..., n,
     p)`` (teacher): the ``n`` rows must be the same tokens for both models,
     the columns may differ in number and order (different key counts, head
     counts, query sets), since CKA is invariant to orthogonal transforms of
     the columns (permutations included) and to isotropic scaling. Applied
-    to a DETR-style decoder (SEED §4.3 B1.2) the rows are the cells of a
+    to a DETR-style decoder (our design) the rows are the cells of a
     common grid onto which the deformable attention is rasterised and the
     columns are (head, query) pairs, so no query correspondence is needed;
     see :func:`mmookd.models.utils.rasterize_deformable_attention`.

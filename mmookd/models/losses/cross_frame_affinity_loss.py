@@ -1,6 +1,6 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """Pair-wise-frames dependency distillation, L_PF of paper A (ETC;
-SEED_KD_LOSSES.md §2.6, §4.3 A4)."""
+docs/companion_losses.md, ``CrossFrameAffinityDistillLoss``)."""
 from typing import Optional
 
 import torch.nn.functional as F
@@ -43,9 +43,9 @@ class CrossFrameAffinityDistillLoss(BaseModule):
     needed (both models see the same pair).
 
     * **Dense** (ETC): ``(B, C, H, W)`` features of both frames (ETC uses
-      class logits without pooling; the SEED suggests stride-16 mask
-      features), no correspondence needed.
-    * **Query** (SEED §4.3 A4, recommended for online VIS): ``(B, K, C)`` /
+      class logits without pooling; stride-16 mask features are our
+      suggestion for VIS), no correspondence needed.
+    * **Query** (our design, recommended for online VIS): ``(B, K, C)`` /
       ``(K, C)`` embeddings of the matched instances of frame ``t`` and
       ``(B, K', C)`` of frame ``t'``, the same instance order for both
       models. This is the association structure IDOL-style trackers use.
@@ -56,7 +56,7 @@ class CrossFrameAffinityDistillLoss(BaseModule):
     Args:
         pool_kernel (int): Pooling of dense inputs. Defaults to 1 (ETC).
         mode (str): ``'mse'`` (ETC) or ``'kl'``: row-wise ``KL(softmax(A_T
-            / tau) || softmax(A_S / tau))`` (SEED option, our design).
+            / tau) || softmax(A_S / tau))`` (our design).
         tau (float): Temperature of ``'kl'``. Defaults to 0.1.
         legacy_norm (bool): Reproduce ETC's transposed normaliser (dense,
             ``N = N'``). Defaults to False (the intended cosine).

@@ -1,7 +1,7 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """Shared numerics of the companion distillation losses.
 
-SEED_KD_LOSSES.md §1 (numerics): Gram matrices, cosine / Pearson
+docs/companion_losses.md (shared behaviour): Gram matrices, cosine / Pearson
 similarities and CKA are computed in float32 (or wider) with autocast
 disabled, with an epsilon in every denominator.
 """

@@ -1,7 +1,7 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """Intra- and inter-object relation distillation of paper B (Truong et al.;
-read as DIST, Huang et al. NeurIPS 2022; SEED_KD_LOSSES.md §3.5, §4.3
-B2)."""
+read as DIST, Huang et al. NeurIPS 2022; docs/companion_losses.md,
+``InterIntraObjectDistillLoss``)."""
 from typing import Optional
 
 import torch
@@ -48,21 +48,21 @@ def intra_relation_loss(ys: Tensor, yt: Tensor) -> Tensor:
 
 @MODELS.register_module()
 class InterIntraObjectDistillLoss(BaseModule):
-    """``L = tau^2 (beta L_inter + gamma L_intra)`` (DIST, §3.5).
+    """``L = tau^2 (beta L_inter + gamma L_intra)`` (DIST).
 
     Inputs are logits ``(M, O)`` (or ``(B, M, O)``, flattened to ``B * M``
     rows as DIST pools over the batch): ``O`` objects (or classes) form a
     distribution ``Y = softmax(Z / tau)`` per row, ``M`` samples are the
-    rows (pixels or queries). For a DETR-style student (§4.3 B2), one
+    rows (pixels or queries). For a DETR-style student (our design), one
     frame's ``K`` matched queries' mask logits become ``Z = [m_1 .. m_K,
     0]`` over the ``N`` pixels (rows = pixels, ``O = K + 1`` with a
     background logit fixed at 0; with ``K = 1`` the softmax equals the
     sigmoid mask). Paper B's exact formula, tau, beta, gamma are unknown:
-    this is the DIST reading the SEED infers.
+    this is the DIST reading inferred from summaries of the paper.
 
     * ``L_inter``: per row, Pearson correlation across ``O`` between S and
       T. Skipped (0) when ``O < 3``: two-way distributions always
-      correlate at +-1 (the SEED's degenerate case).
+      correlate at +-1 (a degenerate case).
     * ``L_intra``: per column, Pearson correlation across the rows.
 
     Both lie in [0, 2], are 0 when S = T, invariant to a positive affine

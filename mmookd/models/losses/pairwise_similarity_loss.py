@@ -1,6 +1,6 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """Pair-wise similarity distillation, L_pa of paper A (ETC; Structured KD,
-CVPR'19; SEED_KD_LOSSES.md §2.5, §4.3 A3)."""
+CVPR'19; docs/companion_losses.md, ``PairwiseSimilarityDistillLoss``)."""
 from typing import Optional
 
 from mmdet.registry import MODELS
@@ -30,8 +30,8 @@ class PairwiseSimilarityDistillLoss(BaseModule):
     must correspond.
 
     * **Dense** (ETC): ``(B, C, H, W)`` feature maps, average-pooled with
-      kernel = stride = ``pool_kernel`` (ETC: 2 on PPM features; the SEED
-      suggests stride-16 mask features for VIS). Rows are positions, the
+      kernel = stride = ``pool_kernel`` (ETC: 2 on PPM features; we
+      suggest stride-16 mask features for VIS). Rows are positions, the
       same for both models: no query correspondence needed.
     * **Query** [DESIGN]: ``(B, N, C)`` or ``(N, C)`` embeddings of the
       ``N`` matched instances of a frame, row ``i`` of the student paired

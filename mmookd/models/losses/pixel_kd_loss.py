@@ -1,6 +1,6 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""Pixel-wise KL distillation, L_pi of paper A (ETC; SEED_KD_LOSSES.md §2.4,
-§4.3 A2)."""
+"""Pixel-wise KL distillation, L_pi of paper A (ETC;
+docs/companion_losses.md, ``PixelKLDistillLoss``)."""
 from typing import Optional
 
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ class PixelKLDistillLoss(BaseModule):
     softmax(Z_S / tau))`` (ETC ``util/crit.py::CriterionKD``, tau = 1),
     applied per element of ``(M, ...)`` logits whose row ``m`` of the
     student is paired with row ``m`` of the teacher (per matched query for
-    a DETR-style student, §4.3 A2):
+    a DETR-style student, our design):
 
     * ``mode='softmax'``: categorical KL over the last dim (ETC's classes;
       C + 1 classes of a softmax classifier);

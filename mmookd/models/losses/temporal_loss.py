@@ -1,6 +1,7 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""Paper A's temporal losses (ETC; SEED_KD_LOSSES.md §2.3, §2.13, §4.3 A1):
-the motion-guided temporal loss L_TL and a flow-free instance variant."""
+"""Paper A's temporal losses (ETC; docs/companion_losses.md,
+``MotionGuidedTemporalLoss`` and ``InstanceTemporalConsistencyLoss``): the
+motion-guided temporal loss L_TL and a flow-free instance variant."""
 from typing import Optional
 
 import torch.nn.functional as F
@@ -30,7 +31,7 @@ def _activate(x: Tensor, activation: str) -> Tensor:
 
 @MODELS.register_module()
 class MotionGuidedTemporalLoss(BaseModule):
-    """``L_TL = mean[ O^k (q_t - W_F(q_t'))^2 ]`` (paper A, §2.3).
+    """``L_TL = mean[ O^k (q_t - W_F(q_t'))^2 ]`` (paper A).
 
     ``q_t``, ``q_t'`` are the student's predictions of frames ``t`` and
     ``t'`` (``(N, C, h, w)``), ``F`` the flow ``t -> t'`` from a frozen flow
@@ -48,8 +49,8 @@ class MotionGuidedTemporalLoss(BaseModule):
     logits, ``O`` from the signed channel sum, ``O^2`` (both terms are
     multiplied by ``O`` inside the MSE), gradients into both frames, no
     out-of-bounds mask, predictions upsampled to the flow's resolution
-    (``align_corners=True``), MSE mean over ``(N, C, H, W)``. The SEED's
-    VIS recommendation is ``activation='sigmoid', occ_mode='l1',
+    (``align_corners=True``), MSE mean over ``(N, C, H, W)``. Our VIS
+    setting is ``activation='sigmoid', occ_mode='l1',
     mask_power=1, oob_zero=True, resolution='pred'``.
 
     Args:
@@ -192,14 +193,14 @@ class MotionGuidedTemporalLoss(BaseModule):
 class InstanceTemporalConsistencyLoss(BaseModule):
     """Flow-free, instance-level temporal consistency [DESIGN].
 
-    SEED_KD_LOSSES.md §2.13 option (b) and the optional class term of §4.3
-    A1: the same track's per-frame outputs at ``t`` and ``t'`` (query
+    The flow-free option of paper A's temporal loss, with an optional class
+    term: the same track's per-frame outputs at ``t`` and ``t'`` (query
     embeddings, or class logits) should agree; no pixels, hence no flow
     network. Student only.
 
     * ``metric='cosine'``: ``1 - cos(x_t, x_t')`` per track (embeddings);
     * ``metric='mse'``: mean squared difference per track of the
-      ``activation`` outputs (class probabilities, §4.3 A1's MSE between
+      ``activation`` outputs (class probabilities, the MSE between
       the class distributions of the same track at t and t').
 
     Args:

@@ -1,6 +1,7 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-"""Dense attention maps from deformable attention (SEED_KD_LOSSES.md §4.3
-B1: "rasterise each query's sampling pattern into a dense map first")."""
+"""Dense attention maps from deformable attention: each query's sampling
+pattern rasterised into a dense map (docs/companion_losses.md,
+``AttentionCKALoss``)."""
 from typing import Tuple
 
 from torch import Tensor
@@ -50,6 +51,6 @@ def rasterize_deformable_attention(sampling_locations: Tensor,
 def attention_cells_by_columns(maps: Tensor) -> Tensor:
     """(B, Nq, h, G) maps -> (B, G, h * Nq): rows = grid cells, columns =
     (head, query) pairs, the layout whose linear CKA is invariant to the
-    query order and allows different query / head counts (§4.3 B1.2)."""
+    query order and allows different query / head counts."""
     b, nq, h, g = maps.shape
     return maps.permute(0, 3, 2, 1).reshape(b, g, h * nq)

@@ -1,17 +1,17 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """Recorders that expose intermediate tensors of a model while active.
 
-SEED_KD_LOSSES.md §4.1: mmcv's ``MultiScaleDeformableAttention`` keeps its
-sampling offsets and attention weights as local variables. The
-:class:`DeformableAttentionRecorder` recovers them without touching the
-model's code: forward hooks on its ``sampling_offsets`` and
-``attention_weights`` Linear layers (outputs, the latter pre-softmax), a
-forward pre-hook (with kwargs) for ``reference_points`` and
-``spatial_shapes``, and a forward hook that recomputes, exactly as mmcv
-does, the softmax over levels x points per head and the sampling
-locations. Hooks exist only inside the ``with`` block, so inference and
-every other code path are unchanged; gradients flow through the recorded
-tensors of a model that is being trained.
+docs/companion_losses.md, "Capture mechanism": mmcv's
+``MultiScaleDeformableAttention`` keeps its sampling offsets and attention
+weights as local variables. The :class:`DeformableAttentionRecorder` recovers
+them without touching the model's code: forward hooks on its
+``sampling_offsets`` and ``attention_weights`` Linear layers (outputs, the
+latter pre-softmax), a forward pre-hook (with kwargs) for ``reference_points``
+and ``spatial_shapes``, and a forward hook that recomputes, exactly as mmcv
+does, the softmax over levels x points per head and the sampling locations.
+Hooks exist only inside the ``with`` block, so inference and every other code
+path are unchanged; gradients flow through the recorded tensors of a model that
+is being trained.
 """
 import re
 from typing import Any, Dict, List, Optional

@@ -2,10 +2,10 @@
 """Extra distillation terms of the OOKD distiller (issue #6).
 
 ``OOKD(extra_distill=[...])`` adds the companion losses of paper A (ETC:
-temporal loss, pixel-wise, pair-wise and pair-wise-frames distillation)
-and paper B (CKA attention, intra-/inter-object relations) to OOKD's
-L_total (SEED_KD_LOSSES.md §4). Each entry is a registered loss config
-plus what it consumes::
+temporal loss, pixel-wise, pair-wise and pair-wise-frames distillation) and
+paper B (CKA attention, intra-/inter-object relations) to OOKD's L_total
+(docs/companion_losses.md, "The OOKD distiller"). Each entry is a registered
+loss config plus what it consumes::
 
     extra_distill=[
         dict(type='PixelKLDistillLoss', mode='sigmoid',
@@ -37,7 +37,7 @@ Where the tensors come from (``inputs.teacher``):
   logits, embeddings, masks, mask features and, recorded by hooks, the
   decoder's deformable attention. Same architecture as the student, so
   per-frame maps compare one to one; QFA picks its query per GT like the
-  student's (GT-anchored correspondence C1, SEED §4.2). Costs one extra
+  student's (GT-anchored correspondence). Costs one extra
   frozen per-frame forward of the student's frames.
 * ``None``: student-only terms (temporal losses).
 
@@ -422,7 +422,7 @@ def _query_masks(term: DistillTerm, batch: DistillBatch) -> Tensor:
 def _object_masks(term: DistillTerm, batch: DistillBatch) -> Tensor:
     """Per frame, (N_pix, K) mask logits of the K matched queries (rows =
     pixels, optionally ``num_points`` shared random pixels); the loss adds
-    the background object (SEED §4.3 B2)."""
+    the background object (``InterIntraObjectDistillLoss``)."""
     losses = []
     for frame in batch.per_frame():
         _, s_idx, t_idx = frame.pairs(term.teacher)
@@ -442,7 +442,7 @@ def _object_masks(term: DistillTerm, batch: DistillBatch) -> Tensor:
 def _cross_frame_embeds(term: DistillTerm, batch: DistillBatch) -> Tensor:
     """Per sample, embeddings of the matched instances of the key frame
     (K, C) and of the reference frame (K', C), same order for both models
-    (SEED §4.3 A4, query level)."""
+    (``CrossFrameAffinityDistillLoss``, query level)."""
     losses = []
     for key, ref in batch.video_pairs():
         (_, s_k, t_k), (_, s_r,
@@ -485,7 +485,8 @@ def _cross_frame_mask_feats(term: DistillTerm, batch: DistillBatch) -> Tensor:
     rows='cells',
     num_rows=None)
 def _decoder_attention(term: DistillTerm, batch: DistillBatch) -> Tensor:
-    """Deformable attention rasterised onto a common grid (SEED §4.3 B1).
+    """Deformable attention rasterised onto a common grid
+    (``AttentionCKALoss``).
 
     Per layer in ``layers`` (indices into each model's recorded modules
     matching ``modules``; ``-1`` is each model's last layer):
@@ -568,9 +569,9 @@ def _image_flow(term: DistillTerm, batch: DistillBatch) -> Tensor:
 
 @input_kind('track_masks', (None, ), flow=None)
 def _track_masks(term: DistillTerm, batch: DistillBatch) -> Tensor:
-    """Instance L_TL (SEED §4.3 A1): per sample, the student's masks of the
-    GT tracks it matched in both frames, (K, 1, H/4, W/4) each, with the
-    image flow (shared) or one box flow per track."""
+    """Instance L_TL (``MotionGuidedTemporalLoss``): per sample, the
+    student's masks of the GT tracks it matched in both frames, (K, 1, H/4,
+    W/4) each, with the image flow (shared) or one box flow per track."""
     provider = term.flow_provider(batch.imgs.device)
     flows = None if provider.input_type == 'boxes' else _image_flow(
         term, batch)
@@ -599,9 +600,9 @@ def _track_masks(term: DistillTerm, batch: DistillBatch) -> Tensor:
 
 @input_kind('semantic_maps', (None, ), flow=None, topk=None)
 def _semantic_maps(term: DistillTerm, batch: DistillBatch) -> Tensor:
-    """Dense L_TL (SEED §4.3 A1): per frame the semantic aggregation
-    ``S(x, c) = sum_q p_q(c) sigmoid(m_q(x))`` (Mask2Former's semantic
-    inference, sigmoid class probabilities) over all queries or the
+    """Dense L_TL (``MotionGuidedTemporalLoss``): per frame the semantic
+    aggregation ``S(x, c) = sum_q p_q(c) sigmoid(m_q(x))`` (Mask2Former's
+    semantic inference, sigmoid class probabilities) over all queries or the
     ``topk`` highest-scoring ones; no correspondence needed."""
     if getattr(term.loss, 'activation', 'none') != 'none':
         raise ValueError('semantic_maps are probabilities: use the loss '
