@@ -13,11 +13,11 @@ tracked instances at once::
     json_entries = inferencer.video_results(video_id=1)
 
 Memory is bounded for any video length: frames are read lazily and dropped
-after use, the tracker keeps a fixed number of embeddings per live track,
-and masks are kept only as RLE at the original size (in
-:class:`~mmookd.models.trackers.VideoTrackAssembler`), never as dense
-per-video buffers -- the failure behind "inference runs out of memory on
-long videos" in other VIS codebases (USER_NEEDS.md item 2).
+after use, the tracker keeps a fixed number of embeddings per live track, and
+masks are kept only as RLE at the original size (in
+:class:`~mmookd.models.trackers.VideoTrackAssembler`), never as dense per-video
+buffers -- the failure behind "inference runs out of memory on long videos", a
+frequent issue in other VIS codebases.
 
 The per-frame preprocessing is the config's own test pipeline (the
 transforms inside its ``TransformBroadcaster``, with ``LoadImageFromFile``

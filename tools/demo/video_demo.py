@@ -2,8 +2,8 @@
 """Run an online VIS model on a video, a folder of frames or a camera and
 write a video with coloured masks, track ids and class names.
 
-Users of VIS codebases ask for this more than for anything but evaluation
-(USER_NEEDS.md item 4). Frames are processed one at a time by
+Users of VIS codebases ask for this more than for anything but evaluation.
+Frames are processed one at a time by
 :class:`mmookd.apis.StreamingVISInferencer`, so any video length fits in
 memory, and the output is written as it is produced.
 
@@ -131,7 +131,7 @@ def draw_frame(frame: np.ndarray,
     """Frame with each instance's mask, outline and ``id class score``.
 
     Drawn with OpenCV only: matplotlib-based visualizers make the demo
-    slower than the model (a known complaint, USER_NEEDS.md item 9).
+    slower than the model (a frequent complaint in VIS codebases).
     """
     canvas = frame.copy()
     keep = [i for i in range(len(result)) if result.scores[i] > score_thr]
