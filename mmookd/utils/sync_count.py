@@ -148,7 +148,9 @@ def count_syncs(fn: Callable[[], Any],
 
     Args:
         fn (callable): What to count; called once without arguments.
-        count_downloads (bool): Also count Python-level downloads.
+        count_downloads (bool): Also count Python-level downloads. Turn
+            it off around ``torch.compile``-d code: the counter is a
+            ``TorchFunctionMode``, which makes dynamo retrace.
 
     Returns:
         tuple: ``fn``'s return value and the :class:`SyncReport`.

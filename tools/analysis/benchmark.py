@@ -130,6 +130,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='all score and match thresholds 0 (random weights output '
         'nothing otherwise)')
+    parser.add_argument(
+        '--fast',
+        action='store_true',
+        help='the fast per-frame path (test_cfg.fast, issue 15)')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='with --fast: torch.compile the network (test_cfg.compile)')
+    parser.add_argument(
+        '--count-frames',
+        type=int,
+        default=2,
+        help='frames over which host-device syncs, downloads and aten '
+        'calls are counted with the profiler (0: do not count)')
     parser.add_argument('--out', help='also write the results as JSON')
     parser.add_argument('--force', action='store_true', help='overwrite --out')
     parser.add_argument(
@@ -141,6 +155,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.frames < 1 or args.warmup < 0:
         parser.error('--frames must be >= 1 and --warmup >= 0')
+    if args.compile and not args.fast:
+        parser.error('--compile compiles the fast path\'s network: add --fast')
     if args.video_length and min(args.video_length) < 1:
         parser.error('--video-length values must be >= 1')
     return args
@@ -207,6 +223,25 @@ def _stats(times_ms: List[float]) -> Dict[str, float]:
         min_ms=float(arr.min()))
 
 
+def count_per_frame(inferencer: apis.StreamingVISInferencer, shape: List[int],
+                    frames: int) -> Dict[str, float]:
+    """Host-device sync points, Python-level downloads and aten calls per
+    streamed frame, counted with the profiler (exact, unlike timings)."""
+    from mmookd.utils.sync_count import count_syncs
+    h, w = shape
+    images = list(synthetic_frames(h, w, frames, seed=1))
+    # a TorchFunctionMode (the download counter) would make a compiled
+    # network retrace: count downloads on eager networks only
+    compiled = bool(inferencer.model.test_cfg.get('compile'))
+    _, report = count_syncs(
+        lambda: [inferencer(img) for img in images],
+        count_downloads=not compiled)
+    counts = report.per(frames)
+    if compiled:
+        counts.pop('downloads')
+    return counts
+
+
 def measure_latency(inferencer: apis.StreamingVISInferencer, shape: List[int],
                     frames: int, warmup: int) -> Dict[str, Any]:
     """Time ``warmup + frames`` streamed frames, then the network alone."""
@@ -230,11 +265,14 @@ def measure_latency(inferencer: apis.StreamingVISInferencer, shape: List[int],
     img = next(synthetic_frames(h, w, 1))
     inputs, sample = inferencer.preprocess(img)
     net_ms = []
+    model = inferencer.model
+    network = model.fast_path().network if getattr(
+        model, 'fast', False) else model.forward_frames
     with torch.no_grad(), inferencer._autocast():
         for i in range(warmup + frames):
             _sync(device)
             start = time.perf_counter()
-            inferencer.model.forward_frames(inputs, [sample])
+            network(inputs, [sample])
             _sync(device)
             if i >= warmup:
                 net_ms.append((time.perf_counter() - start) * 1000)
@@ -307,15 +345,17 @@ def latency_table(rows: List[Dict[str, Any]]) -> str:
     lines = [
         '| precision | input | frame median ms | frame p90 ms | fps | '
         'network median ms | network p90 ms | inst/frame | '
-        'host peak RSS MiB | GPU peak MiB |',
-        '|---|---|---|---|---|---|---|---|---|---|'
+        'host peak RSS MiB | GPU peak MiB | syncs/frame | downloads/frame | '
+        'aten calls/frame |', '|---|---|---|---|---|---|---|---|---|---|---|'
+        '---|---|'
     ]
     for row in rows:
         if 'error' in row:
             lines.append(f"| {row['precision']} | failed: {row['error']} "
-                         '| | | | | | | | |')
+                         '| | | | | | | | | | | |')
             continue
         h, w = row['input_shape']
+        counts = row.get('per_frame_counts') or {}
         lines.append(f"| {row['precision']} | {h}x{w} | "
                      f"{_fmt(row['frame']['median_ms'])} | "
                      f"{_fmt(row['frame']['p90_ms'])} | "
@@ -324,7 +364,10 @@ def latency_table(rows: List[Dict[str, Any]]) -> str:
                      f"{_fmt(row['network']['p90_ms'])} | "
                      f"{_fmt(row['instances_per_frame'])} | "
                      f"{_fmt(row['peak_rss_mib'], 0)} | "
-                     f"{_fmt(row['gpu_peak_mib'], 0)} |")
+                     f"{_fmt(row['gpu_peak_mib'], 0)} | "
+                     f"{_fmt(counts.get('syncs'))} | "
+                     f"{_fmt(counts.get('downloads'))} | "
+                     f"{_fmt(counts.get('aten_calls'), 0)} |")
     return '\n'.join(lines)
 
 
@@ -369,6 +412,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     cfg_options = dict(args.cfg_options or {})
     if args.open_thresholds:
         cfg_options = {**OPEN_THRESHOLDS, **cfg_options}
+    if args.fast:
+        cfg_options['model.test_cfg.fast'] = True
+        cfg_options['model.test_cfg.compile'] = args.compile
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the random-weights warning
         model = apis.init_vis_model(
@@ -389,6 +435,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         keep_resize=args.keep_resize,
         deform_attn=args.deform_attn,
         open_thresholds=args.open_thresholds,
+        fast=args.fast,
+        compile=args.compile,
         environment=environment(device))
     if args.video_length:
         inferencer = apis.StreamingVISInferencer(
@@ -408,6 +456,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             try:
                 row = measure_latency(inferencer, args.shape, args.frames,
                                       args.warmup)
+                if args.count_frames:
+                    with inferencer._autocast():
+                        row['per_frame_counts'] = count_per_frame(
+                            inferencer, args.shape, args.count_frames)
             except (RuntimeError, NotImplementedError) as err:
                 msg = str(err).splitlines()[0][:120]
                 row = dict(error=f'{type(err).__name__}: {msg}')

@@ -94,7 +94,8 @@ class IDOL(BaseMOTModel):
             per frame, post-processing on a background worker with at most
             ``max_pending`` (2) frames queued, same outputs) and
             ``max_candidates`` (None: every query) caps the queries it
-            considers.
+            considers; ``compile`` (False) runs its network as one
+            ``torch.compile`` graph per input size.
         data_preprocessor (dict, optional): ``TrackDataPreprocessor``
             config.
         init_cfg (dict, optional): Initialization config.
@@ -127,6 +128,7 @@ class IDOL(BaseMOTModel):
             nms_iou_thr=0.9,
             mask_thr=0.5,
             fast=False,
+            compile=False,
             max_candidates=None,
             max_pending=2)
         self.test_cfg.update(test_cfg or {})

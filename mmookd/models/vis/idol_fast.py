@@ -118,7 +118,11 @@ class IDOLFastPath:
 
     Built by :meth:`IDOL.fast_path` (switches the model's deformable
     attention modules to :class:`StaticShapeMSDeformAttn`, which keeps
-    their parameters and their reference behaviour).
+    their parameters and their reference behaviour). With
+    ``test_cfg.compile`` (True, or a dict of ``torch.compile`` arguments)
+    the network is ``torch.compile``-d once per input size
+    (:func:`~mmookd.models.vis.compiled_network.compile_network`; CUDA
+    graphs on CUDA).
 
     Args:
         model (IDOL): The model.
@@ -128,6 +132,11 @@ class IDOLFastPath:
         self.model = model
         use_static_shape_attention(model)
         self._consts: Dict[tuple, Any] = {}
+        compile_cfg = model.test_cfg.get('compile', False)
+        if compile_cfg:
+            from .compiled_network import compile_network
+            kwargs = compile_cfg if isinstance(compile_cfg, dict) else {}
+            self.network = compile_network(self.network, **kwargs)
 
     # ------------------------------------------------------------------
     # network
