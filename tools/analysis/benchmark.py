@@ -1,11 +1,11 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """Speed and memory of online inference, measured, not estimated.
 
-Almost no VIS codebase reports a measured fps (USER_NEEDS.md item 9), and
-long videos running out of memory is the second most common complaint
-(item 2). This tool measures both for a config with a checkpoint or random
-weights, on synthetic frames (two objects moving over a noise background)
-of a given size, through the same streaming path users run
+Almost no VIS codebase reports a measured fps, and long videos running out of
+memory is among the most common complaints in their issue trackers. This tool
+measures both for a config with a checkpoint or random weights, on synthetic
+frames (two objects moving over a noise background) of a given size, through
+the same streaming path users run
 (:class:`mmookd.apis.StreamingVISInferencer`).
 
 Latency mode (default), one row per ``--precision``:

@@ -2,7 +2,7 @@
 """IDOL: the online video instance segmentation model of OOKD.
 
 Wu et al., "In Defense of Online Models for Video Instance Segmentation",
-ECCV 2022; IDOL_VITA_SPEC.md §1. In OOKD (papers/ookd_paper.md, Sec. 3.1)
+ECCV 2022; docs/hyperparameters.md §2-11. In OOKD (OOKD paper, Sec. 3.1)
 it is the student and, frozen, the teacher's frame encoder.
 
 Composition, no new transformer code:
@@ -13,12 +13,12 @@ Composition, no new transformer code:
   and their losses). Only its building blocks are called here, never its
   own ``loss`` / ``predict``.
 * ``mask_head``: :class:`~mmookd.models.heads.IDOLMaskHead` on the
-  encoder memory (spec §1.4).
+  encoder memory (§4).
 * ``tracker`` + ``assembler``: the online memory-bank tracker and the
-  video-level output assembly (spec §1.12), rebuilt for every video or
+  video-level output assembly (§11), rebuilt for every video or
   stream (:class:`IDOLStreamState`).
 
-Training (spec §1.6-1.9) sees key/reference pairs: both frames go through
+Training (§6-9) sees key/reference pairs: both frames go through
 the same network independently; detection and mask losses are computed on
 the key frame for every decoder layer, the contrastive losses between key
 anchors and reference queries on the last layer. Inference is frame by
@@ -50,7 +50,7 @@ class IDOLStreamState:
     """Per-video state of online inference.
 
     Attributes:
-        tracker: The memory-bank tracker of this video (spec §1.12).
+        tracker: The memory-bank tracker of this video (§11).
         assembler: Collects per-frame RLE masks and class scores per track
             (:class:`~mmookd.models.trackers.VideoTrackAssembler`).
         frame_id (int): Index of the next frame.
@@ -71,21 +71,21 @@ class IDOLStreamState:
 
 @MODELS.register_module()
 class IDOL(BaseMOTModel):
-    """IDOL video instance segmentation model (spec §1).
+    """IDOL video instance segmentation model (§2-11).
 
     Args:
         detector (dict): Config of mmdet's ``DeformableDETR`` with an
-            ``IDOLHead`` as ``bbox_head`` (spec §1.2-1.3, §1.5, §1.7).
-        mask_head (dict): Config of the ``IDOLMaskHead`` (spec §1.4).
+            ``IDOLHead`` as ``bbox_head`` (§2-3, §5, §7).
+        mask_head (dict): Config of the ``IDOLMaskHead`` (§4).
         tracker (dict): Config of the online tracker (``IDOLTracker``;
             ``MinVISTracker`` works too with
             ``test_cfg.filter_detections=False``).
         assembler (dict): Config of the ``VideoTrackAssembler`` (noise
-            filter, mean class score, multi-class output; spec §1.12).
+            filter, mean class score, multi-class output; §11).
         deep_supervision (bool): Detection and mask losses on every decoder
             layer (``d{i}.`` prefixed) and not only the last. Defaults to
-            True (spec §1.9).
-        test_cfg (dict): Per-frame inference settings (spec §1.12):
+            True (§9).
+        test_cfg (dict): Per-frame inference settings (§11):
             ``filter_detections`` (score threshold + class-aware box NMS
             before the tracker; default True), ``select_thr`` (0.1),
             ``nms_iou_thr`` (0.9) and ``mask_thr`` (0.5, on the sigmoid of
@@ -117,7 +117,7 @@ class IDOL(BaseMOTModel):
         super().__init__(data_preprocessor, init_cfg)
         self.detector = MODELS.build(detector)
         assert not getattr(self.detector, 'as_two_stage', False), \
-            'IDOL uses learned queries, not two-stage proposals (spec §1.3)'
+            'IDOL uses learned queries, not two-stage proposals'
         self.mask_head = MODELS.build(mask_head)
         self.tracker_cfg = tracker
         self.assembler_cfg = assembler
@@ -146,9 +146,9 @@ class IDOL(BaseMOTModel):
                        data_samples: Sequence[DetDataSample]) -> FrameOutputs:
         """Run the per-frame network on a batch of independent frames.
 
-        Backbone -> neck -> deformable encoder -> decoder (spec §1.2-1.3),
+        Backbone -> neck -> deformable encoder -> decoder (§2-3),
         then the class / box heads of every decoder layer, the embedding of
-        the last layer (spec §1.5) and the mask features (spec §1.4). No
+        the last layer (§5) and the mask features (§4). No
         information flows between the frames of the batch.
 
         Args:
@@ -196,7 +196,7 @@ class IDOL(BaseMOTModel):
         """Mask logits (stride 4 of the padded input) of some queries.
 
         The relative coordinates use the input reference point of the
-        decoder layer, scaled to pixels of the un-padded image (spec §1.4).
+        decoder layer, scaled to pixels of the un-padded image (§4).
         With ``all_query_params`` (inference) the dynamic parameters of
         every query are computed in one matmul and then selected, so a
         query's mask does not depend on which others are kept (the fast
@@ -246,7 +246,7 @@ class IDOL(BaseMOTModel):
     # ------------------------------------------------------------------
     def loss(self, inputs: Tensor, data_samples: TrackSampleList,
              **kwargs) -> dict:
-        """Losses of a batch of key/reference pairs (spec §1.6-1.9).
+        """Losses of a batch of key/reference pairs (§6-9).
 
         Args:
             inputs (Tensor): (N, 2, C, H, W) key and reference frames.
@@ -264,7 +264,7 @@ class IDOL(BaseMOTModel):
         key_imgs, ref_imgs, key_samples, ref_samples = self.split_key_ref(
             inputs, data_samples)
         # Key and reference frames are independent images for the network
-        # (spec §1.3, "frames"), so they share one batch.
+        # (§3, "frames"), so they share one batch.
         outputs = self.forward_frames(
             torch.cat([key_imgs, ref_imgs]), key_samples + ref_samples)
         key_out, ref_out = self.split_outputs(outputs, len(key_samples))
@@ -294,11 +294,11 @@ class IDOL(BaseMOTModel):
         for layer in layers:
             cls_scores = key_out['cls_scores'][layer]
             bbox_preds = key_out['bbox_preds'][layer]
-            # 1. one-to-many assignment of this layer's predictions (§1.7)
+            # 1. one-to-many assignment of this layer's predictions (§7)
             assign_results = self.head.assign(cls_scores, bbox_preds, key_gts,
                                               key_metas)
             num_pos = sum(int((r.gt_inds > 0).sum()) for r in assign_results)
-            avg_factor = float(max(num_pos, 1))  # local N_pos (§1.9)
+            avg_factor = float(max(num_pos, 1))  # local N_pos (§9)
             # 2. class / L1 / GIoU over the positives
             loss_cls, loss_bbox, loss_iou = self.head.loss_det_single(
                 cls_scores, bbox_preds, assign_results, key_gts, key_metas,
@@ -318,7 +318,7 @@ class IDOL(BaseMOTModel):
             })
         # 4. contrastive losses on the last layer: key anchors (the key
         # queries matched to each GT by the last layer's assignment, which
-        # the loop above ended with) vs reference-frame queries (§1.8)
+        # the loop above ended with) vs reference-frame queries (§8)
         last_layer_assign_results = assign_results
         losses.update(
             self.head.loss_embed(key_out['embeds'], ref_out['embeds'],
@@ -401,7 +401,7 @@ class IDOL(BaseMOTModel):
                 data_samples: TrackSampleList,
                 rescale: bool = True,
                 **kwargs) -> TrackSampleList:
-        """Online inference on a whole video, frame by frame (spec §1.12).
+        """Online inference on a whole video, frame by frame (§11).
 
         Args:
             inputs (Tensor): (1, T, C, H, W) frames of one video.
@@ -440,7 +440,7 @@ class IDOL(BaseMOTModel):
     @torch.no_grad()
     def predict_frame(self, frame: Tensor, data_sample: DetDataSample,
                       state: IDOLStreamState) -> InstanceData:
-        """Process the next frame of a video or stream (spec §1.12).
+        """Process the next frame of a video or stream (§11).
 
         network -> per-frame filtering (score > 0.1 or top-1, class-aware
         box NMS 0.9) -> stride-4 masks of the kept queries -> tracker (mask
@@ -521,7 +521,7 @@ class IDOL(BaseMOTModel):
 
         Bilinear upsampling to the padded input, crop to the un-padded
         resized image, nearest resize to the original video size, sigmoid
-        > ``mask_thr`` (spec §1.12; thresholding commutes with the nearest
+        > ``mask_thr`` (§11; thresholding commutes with the nearest
         resize, so it is done on the logits' sigmoid at the end).
 
         Returns:

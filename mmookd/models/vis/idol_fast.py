@@ -303,7 +303,8 @@ class IDOLFastPath:
             iou = bbox_overlaps(xyxy.float(), xyxy.float())
             iou = iou * (s_labels[:, None] == s_labels[None, :])
             code += (iou > cfg['nms_iou_thr']).float()
-        # the *input* reference of the last decoder layer (spec §1.4)
+        # the *input* reference of the last decoder layer
+        # (docs/hyperparameters.md §4)
         last = outputs['hidden_states'].size(0) - 1
         ref = outputs['references'][last][0, order, :2]
         ref = ref * wh.to(ref.dtype)
