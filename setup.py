@@ -37,6 +37,10 @@ setup(
     ],
     extras_require={
         'tests': ['pytest', 'ruff', 'yapf', 'psutil'],
+        # YTVISMetric(track_metrics=...). scripts/install.sh installs
+        # trackeval with --no-deps instead: its metadata pins opencv-python
+        # (beside our headless build) and recent numpy / scipy / matplotlib.
+        'track': ['trackeval==1.3.0', 'tabulate>=0.9.0'],
     },
     zip_safe=False,
 )

@@ -23,13 +23,14 @@ pip_install() { "$VPY" -m pip install -q --disable-pip-version-check $PIP_EXTRA 
 # Fast path: everything present at the pinned versions -> nothing to do.
 if "$VPY" - <<'PYEOF' 2>/dev/null
 import importlib.metadata as md, sys
-want = {'mmengine': '0.10.7', 'mmcv': '2.1.0', 'mmdet': '3.3.0'}
+want = {'mmengine': '0.10.7', 'mmcv': '2.1.0', 'mmdet': '3.3.0',
+        'trackeval': '1.3.0'}
 for k, v in want.items():
     if md.version(k) != v:
         sys.exit(1)
 import torch, mmcv.ops  # noqa: F401  (ops compiled)
 from mmcv.ops import MultiScaleDeformableAttention  # noqa: F401
-for k in ('mmookd', 'pytest', 'ruff', 'yapf', 'psutil'):
+for k in ('mmookd', 'pytest', 'ruff', 'yapf', 'psutil', 'tabulate'):
     md.version(k)
 PYEOF
 then
@@ -51,5 +52,12 @@ if ! "$VPY" -c "import mmcv.ops" 2>/dev/null || \
     --no-build-isolation $PIP_EXTRA mmcv==2.1.0
 fi
 pip_install "mmdet==3.3.0"
+# TrackEval (HOTA / AssA / IDF1 beside AP) without its declared dependencies:
+# they pin opencv-python (the GUI build, beside our headless one) and recent
+# numpy / scipy / matplotlib releases that pip would upgrade. Its metrics
+# only need numpy, scipy and pycocotools (already here) and tabulate (its
+# package __init__ imports it).
+pip_install --no-deps "trackeval==1.3.0"
+pip_install "tabulate>=0.9.0"
 pip_install -e ".[tests]" --no-build-isolation
 echo "[install] done: $("$VPY" -c 'import torch, mmcv, mmdet, mmengine; print("torch", torch.__version__, "mmcv", mmcv.__version__, "mmdet", mmdet.__version__, "mmengine", mmengine.__version__)')"

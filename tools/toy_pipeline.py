@@ -89,7 +89,10 @@ TC_EVALUATOR = dict(
 TABLE_KEYS = [('AP', 'segm_mAP'), ('AP_S', 'short/segm_mAP'),
               ('AP_L', 'long/segm_mAP'), ('AP50_S', 'short/segm_mAP_50'),
               ('AP50_L', 'long/segm_mAP_50'), ('AR10_S', 'short/segm_AR@10'),
-              ('AR10_L', 'long/segm_AR@10')]
+              ('AR10_L', 'long/segm_AR@10'), ('HOTA_S', 'short/HOTA'),
+              ('HOTA_L', 'long/HOTA'), ('AssA_S', 'short/AssA'),
+              ('AssA_L', 'long/AssA'), ('IDF1_S', 'short/IDF1'),
+              ('IDF1_L', 'long/IDF1')]  # the last six: TrackEval's
 TC_KEYS = [('TC_S', 'tc/TC_short'), ('TC_L', 'tc/TC_long')]
 
 

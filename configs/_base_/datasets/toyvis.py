@@ -2,7 +2,8 @@
 # (generate with `python tools/dataset_converters/generate_toyvis.py`).
 # Training samples IDOL-style key/reference pairs; evaluation runs on the
 # short `val` split and the long, sparsely sampled `long_val` split together
-# and reports AP_S, AP_L and their mean as YouTube-VIS 2022 does.
+# and reports AP_S, AP_L and their mean as YouTube-VIS 2022 does, with
+# TrackEval's HOTA / DetA / AssA, MOTA / IDSW and IDF1 per split beside AP.
 dataset_type = 'YTVISDataset'
 data_root = 'data/toyvis/'
 backend_args = None
@@ -70,5 +71,6 @@ val_evaluator = dict(
     type='YTVISMetric',
     ann_file=dict(
         short=data_root + 'annotations/toyvis_val.json',
-        long=data_root + 'annotations/toyvis_long_val.json'))
+        long=data_root + 'annotations/toyvis_long_val.json'),
+    track_metrics=('HOTA', 'CLEAR', 'Identity'))
 test_evaluator = val_evaluator

@@ -7,6 +7,11 @@ from .instance_similarity import (
 )
 from .results_io import SUBMISSION_SUFFIX, dump_ytvis_results
 from .temporal_consistency import pair_track_ious, warp_masks_nearest
+from .trackeval_vis import (
+    TRACK_METRICS,
+    evaluate_trackeval,
+    evaluate_trackeval_subsets,
+)
 from .ytvis_eval import (
     YTVIS_METRIC_NAMES,
     NumpySafeYTVISeval,
@@ -24,5 +29,6 @@ __all__ = [
     'evaluate_ytvis_subsets', 'load_ytvis_gt', 'load_ytvis_results',
     'to_compressed_rle', 'identity_survival', 'pair_track_ious',
     'warp_masks_nearest', 'instance_embeddings', 'same_instance_similarities',
-    'bank_retrieval'
+    'bank_retrieval', 'TRACK_METRICS', 'evaluate_trackeval',
+    'evaluate_trackeval_subsets'
 ]

@@ -30,6 +30,13 @@ Definitions (class-agnostic, per video):
   resumes, i.e. (number of runs of consecutive matched visible frames) - 1.
 * **Detection coverage** = matched visible frames / visible frames over all
   GTs (what the association could at best keep).
+
+The standard identity numbers (HOTA, AssA, IDF1, class-wise ID switches
+and fragmentations) come from TrackEval
+(:mod:`mmookd.evaluation.functional.trackeval_vis`,
+``YTVISMetric(track_metrics=...)``); this module keeps what TrackEval does
+not give: identity survival and majority coverage per GT tube, with its
+class-agnostic switches as their per-tube diagnostics.
 """
 from collections import Counter, defaultdict
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union

@@ -17,6 +17,14 @@ from ..functional import (
     evaluate_ytvis_subsets,
     to_compressed_rle,
 )
+from ..functional.trackeval_vis import (
+    DEFAULT_TRACK_ITEMS,
+    TRACK_METRICS,
+    evaluate_trackeval,
+    evaluate_trackeval_subsets,
+    track_count_items,
+    track_summary_items,
+)
 
 DEFAULT_METRIC_ITEMS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l',
                         'AR@1', 'AR@10')
@@ -97,11 +105,28 @@ class YTVISMetric(BaseVideoMetric):
             ``'youtube_vis'``.
         backend_args (dict, optional): mmengine file backend arguments for
             reading ``ann_file``.
+        track_metrics (Sequence[str]): TrackEval metrics to report beside AP,
+            any of ``('HOTA', 'CLEAR', 'Identity')``, computed on the same
+            video-level predictions by TrackEval's YouTube-VIS protocol
+            (:mod:`mmookd.evaluation.functional.trackeval_vis`). Defaults to
+            () (AP only; TrackEval is then not needed).
+        track_items (Sequence[str], optional): TrackEval summary fields to
+            report. Defaults to ``HOTA, DetA, AssA`` (HOTA), ``MOTA, IDSW``
+            (CLEAR) and ``IDF1`` (Identity) of the chosen metrics.
+        track_score_thr (float): Drop predictions scored below it for the
+            TrackEval metrics. Defaults to 0 (TrackEval: keep all).
+        track_combine (str): Combine the classes ``'det'``-averaged (pooled)
+            or ``'cls'``-averaged, TrackEval's two ways. Defaults to
+            ``'det'``.
 
     Reported keys (before the prefix): ``segm_{item}`` per metric item; for
     subsets additionally ``{subset}/segm_{item}`` and ``segm_mAP_{subset}``
     (e.g. ``segm_mAP_short`` = AP_S, ``segm_mAP_long`` = AP_L) and
-    ``segm_mAP`` = mean of the subsets' mAP.
+    ``segm_mAP`` = mean of the subsets' mAP. With ``track_metrics``: each
+    track item by name (e.g. ``HOTA``, ``AssA``, ``IDF1``, ``IDSW``, as
+    fractions like AP), for subsets ``{subset}/{item}`` (``short/HOTA`` =
+    HOTA_S) and the item over the subsets: their mean, or their sum for
+    counts (``IDSW``).
     """
 
     default_prefix: Optional[str] = 'youtube_vis'
@@ -115,7 +140,11 @@ class YTVISMetric(BaseVideoMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  backend_args: Optional[dict] = None,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False,
+                 track_metrics: Sequence[str] = (),
+                 track_items: Optional[Sequence[str]] = None,
+                 track_score_thr: float = 0.0,
+                 track_combine: str = 'det') -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         metrics = metric if isinstance(metric, (list, tuple)) else [metric]
         for m in metrics:
@@ -139,9 +168,39 @@ class YTVISMetric(BaseVideoMetric):
         self.format_only = format_only
         self.overwrite = overwrite
         self.backend_args = backend_args
+        self._init_track_metrics(track_metrics, track_items, track_score_thr,
+                                 track_combine)
         # video id -> (video length, frame id -> record) for videos fed
         # frame by frame (image-based sampling)
         self._pending: Dict[Any, tuple] = {}
+
+    def _init_track_metrics(self, metrics: Sequence[str],
+                            items: Optional[Sequence[str]], score_thr: float,
+                            combine: str) -> None:
+        """Check the TrackEval options now, not after a whole inference
+        pass (this imports TrackEval when metrics are asked for)."""
+        metrics = (metrics, ) if isinstance(metrics, str) else tuple(metrics)
+        for name in metrics:
+            if name not in TRACK_METRICS:
+                raise KeyError(f'track metric "{name}" is not supported, '
+                               f'choose from {TRACK_METRICS}.')
+        if combine not in ('det', 'cls'):
+            raise ValueError(
+                f"track_combine must be 'det' or 'cls', got {combine!r}.")
+        if items is None:
+            items = [i for m in metrics for i in DEFAULT_TRACK_ITEMS[m]]
+        elif items and not metrics:
+            raise ValueError('track_items needs track_metrics.')
+        self._track_counts = track_count_items(metrics) if metrics else set()
+        known = track_summary_items(metrics) if metrics else []
+        for item in items:
+            if item not in known:
+                raise KeyError(f'track item "{item}" is not given by '
+                               f'{metrics}, choose from {known}.')
+        self.track_metrics = metrics
+        self.track_items = tuple(items)
+        self._track_kwargs = dict(
+            metrics=metrics, score_thr=score_thr, combine=combine)
 
     @property
     def _need_gt(self) -> bool:
@@ -406,6 +465,8 @@ class YTVISMetric(BaseVideoMetric):
             for name, stats in subsets.items():
                 for item in self.metric_items:
                     eval_results[f'{name}/segm_{item}'] = stats[item]
+            if self.track_metrics:
+                eval_results.update(self._track_subsets(preds))
             return eval_results
 
         if self.ann_file is None:
@@ -422,4 +483,31 @@ class YTVISMetric(BaseVideoMetric):
             backend_args=self.backend_args)
         for item in self.metric_items:
             eval_results[f'segm_{item}'] = stats[item]
+        if self.track_metrics:
+            track = evaluate_trackeval(
+                gt,
+                preds,
+                backend_args=self.backend_args,
+                **self._track_kwargs)
+            eval_results.update(
+                {item: track[item]
+                 for item in self.track_items})
         return eval_results
+
+    def _track_subsets(self, preds: List[dict]) -> Dict[str, float]:
+        """TrackEval items per subset, and over the subsets (mean, or sum
+        for counts)."""
+        track = evaluate_trackeval_subsets(
+            self.ann_file,
+            preds,
+            backend_args=self.backend_args,
+            **self._track_kwargs)
+        out: Dict[str, float] = OrderedDict()
+        for item in self.track_items:
+            vals = [stats[item] for stats in track.values()]
+            out[item] = float(
+                np.sum(vals) if item in self._track_counts else np.mean(vals))
+        for name, stats in track.items():
+            for item in self.track_items:
+                out[f'{name}/{item}'] = stats[item]
+        return out
