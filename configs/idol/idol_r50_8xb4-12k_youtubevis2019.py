@@ -1,5 +1,5 @@
-# IDOL R-50 on YouTube-VIS 2019: the 2021 recipe (IDOL_VITA_SPEC.md §1.10,
-# identical for both versions) on the 2019 data and class list.
+# IDOL R-50 on YouTube-VIS 2019: the 2021 recipe (docs/hyperparameters.md
+# §10, identical for both versions) on the 2019 data and class list.
 _base_ = ['./idol_r50_8xb4-12k_youtubevis2021.py']
 
 dataset_version = '2019'

@@ -1,6 +1,6 @@
 # Offline teacher R-50 on YouTube-VIS 2019: the 2021 recipe on the 2019
 # data, the 2019 IDOL, and VITA's YTVIS-19 sampling range (+-20 frames,
-# IDOL_VITA_SPEC.md §2.7).
+# docs/hyperparameters.md §16).
 _base_ = ['./vita-teacher_r50_8xb2-20k_youtubevis2021.py']
 
 model = dict(online_checkpoint='work_dirs/idol_r50_8xb4-12k_youtubevis2019/'

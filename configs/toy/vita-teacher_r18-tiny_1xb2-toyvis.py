@@ -1,4 +1,4 @@
-# OOKD's offline teacher on ToyVIS (papers/ookd_paper.md Sec. 3.2, 4.1):
+# OOKD's offline teacher on ToyVIS (OOKD paper, Sec. 3.2, 4.1):
 # the toy IDOL (configs/toy/idol_r18-tiny_1xb2-1500it_toyvis.py), frozen,
 # + a small VITA aggregator (hidden 64, 2 encoder / 2 decoder layers,
 # 20 object queries) trained on 6-frame clips for a few hundred CPU
