@@ -12,6 +12,7 @@ from mmcv.ops.multi_scale_deform_attn import (
     MultiScaleDeformableAttention,
     multi_scale_deformable_attn_pytorch,
 )
+from torch._dynamo.utils import counters
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from mmookd.apis import StreamingVISInferencer, init_vis_model
@@ -136,9 +137,11 @@ def test_network_compiles_to_one_graph_with_the_same_outputs():
         if setting:  # the compiled network keeps the frame sync-free
             # (no download counter: a TorchFunctionMode makes dynamo
             # retrace; the host code that downloads is not compiled)
+            graphs = dict(counters['stats'])
             _, report = count_syncs(
                 lambda: inferencer(frames[0]), count_downloads=False)
             assert report.syncs == 0
+            assert dict(counters['stats']) == graphs  # no recompilation
     model.test_cfg.update(fast=False, compile=False)
     for a, b in zip(results[False], results[True]):
         assert a.track_ids.tolist() == b.track_ids.tolist()

@@ -144,6 +144,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=2,
         help='frames over which host-device syncs, downloads and aten '
         'calls are counted with the profiler (0: do not count)')
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=0,
+        help='seed of the random weights (rows of separate runs compare)')
     parser.add_argument('--out', help='also write the results as JSON')
     parser.add_argument('--force', action='store_true', help='overwrite --out')
     parser.add_argument(
@@ -415,6 +420,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     if args.fast:
         cfg_options['model.test_cfg.fast'] = True
         cfg_options['model.test_cfg.compile'] = args.compile
+    torch.manual_seed(args.seed)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the random-weights warning
         model = apis.init_vis_model(

@@ -59,6 +59,11 @@ def compile_network(network: Callable,
             def frame_network(x: Tensor) -> Dict[str, Any]:
                 return network(x, fixed)
 
+            # one eager call first fills the per-size constant caches the
+            # network reads, so the graph's guards hold from then on (else
+            # the second frame recompiles)
+            network(imgs, fixed)
+
             graphs[key] = torch.compile(
                 frame_network, mode=chosen, dynamic=False, **compile_kwargs)
         return graphs[key](imgs)
