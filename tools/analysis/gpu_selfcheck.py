@@ -129,11 +129,21 @@ def check_attention(args: argparse.Namespace) -> Dict[str, Any]:
         key: float((kernel[key].float() - pytorch[key].float()).abs().max())
         for key in ('cls_scores', 'bbox_preds', 'embeds', 'mask_feats')
     }
-    return dict(
+    result = dict(
         kernel='mmcv CUDA' if inputs.is_cuda else 'PyTorch (CPU)',
         max_abs_diff=diffs,
         tolerance=ATTN_TOLERANCE,
         passed=max(diffs.values()) <= ATTN_TOLERANCE)
+    if inputs.is_cuda:  # does fp16 hold? probabilities and boxes vs fp32
+        with torch.no_grad(), torch.autocast('cuda', dtype=torch.float16):
+            half = model.fast_path().network(inputs, [sample])
+        result['fp16_vs_fp32_max_abs_diff'] = dict(
+            class_probs=float(
+                (half['cls_scores'].float().sigmoid() -
+                 kernel['cls_scores'].float().sigmoid()).abs().max()),
+            boxes=float((half['bbox_preds'].float() -
+                         kernel['bbox_preds'].float()).abs().max()))
+    return result
 
 
 # ----------------------------------------------------------------------
@@ -345,6 +355,8 @@ def markdown(report: Dict[str, Any]) -> str:
         ]
         for key, value in attn.get('max_abs_diff', {}).items():
             lines.append(f'| {key} | {value:.2e} |')
+        for key, value in attn.get('fp16_vs_fp32_max_abs_diff', {}).items():
+            lines.append(f'| fp16 vs fp32: {key} | {value:.2e} |')
     if report.get('training'):
         lines += [
             '', '## One training iteration each', '',

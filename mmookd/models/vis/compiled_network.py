@@ -66,6 +66,10 @@ def compile_network(network: Callable,
 
             graphs[key] = torch.compile(
                 frame_network, mode=chosen, dynamic=False, **compile_kwargs)
+        if imgs.is_cuda:
+            # a new frame: the previous frame's graph outputs may be
+            # overwritten (its post-processing holds host copies only)
+            torch.compiler.cudagraph_mark_step_begin()
         return graphs[key](imgs)
 
     return compiled
