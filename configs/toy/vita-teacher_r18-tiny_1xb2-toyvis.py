@@ -61,7 +61,7 @@ train_pipeline = [
         type='TransformBroadcaster',
         share_random_params=True,
         transforms=[
-            dict(type='LoadImageFromFile'),
+            dict(type='LoadVISFrame'),
             dict(type='LoadTrackAnnotations', with_mask=True),
             dict(type='Resize', scale=img_scale, keep_ratio=True),
             dict(type='RandomFlip', prob=0.5),
