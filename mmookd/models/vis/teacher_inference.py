@@ -26,7 +26,7 @@ class TeacherInferenceMixin:
                 data_samples: TrackSampleList,
                 rescale: bool = True,
                 **kwargs) -> TrackSampleList:
-        """Offline inference on a whole video (§17).
+        """Offline inference on a whole video (docs/hyperparameters.md §17).
 
         1. online pass in chunks of ``chunk_size`` frames, keeping only the
            last-layer frame queries, their input references and max class
