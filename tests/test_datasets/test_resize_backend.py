@@ -101,5 +101,7 @@ def test_vnext_test_pipelines_resize_with_pillow(path):
     resizes = [s for s in steps if s.type == 'Resize']
     assert len(resizes) == 1 and resizes[0].get('backend') == 'pillow'
     # PIL resizes uint8 images only (mmcv asserts it)
-    loads = [s for s in steps if s.type in ('LoadImageFromFile', 'LoadVISFrame')]
+    loads = [
+        s for s in steps if s.type in ('LoadImageFromFile', 'LoadVISFrame')
+    ]
     assert loads and not loads[0].get('to_float32', False)
