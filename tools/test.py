@@ -16,6 +16,7 @@ import mmookd  # noqa: E402,F401  (registers components + safe torch.load)
 import mmookd.utils.cli as cli  # noqa: E402
 from mmookd.engine import setup_cpu_distributed  # noqa: E402
 from mmookd.evaluation.functional import SUBMISSION_SUFFIX  # noqa: E402
+from mmookd.utils import set_data_root  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -40,6 +41,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--show-dir',
         help='draw predictions into this directory (relative to work_dir)')
+    parser.add_argument(
+        '--data-root',
+        help='dataset root to use instead of the config\'s data_root: '
+        'every dataset, annotation and evaluator path under the old root '
+        'moves with it')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -74,6 +80,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmookd  # noqa: E402,F401  (registers components + safe torch.load)
 from mmookd.engine import setup_cpu_distributed  # noqa: E402
+from mmookd.utils import set_data_root  # noqa: E402
 from mmookd.utils.cli import add_debug_argument, run_cli  # noqa: E402
 
 
@@ -37,6 +38,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         const='auto',
         help='resume from the given checkpoint, or, without a path, from the '
         'latest checkpoint in the work directory')
+    parser.add_argument(
+        '--data-root',
+        help='dataset root to use instead of the config\'s data_root: '
+        'every dataset, annotation and evaluator path under the old root '
+        'moves with it')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -69,6 +75,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
 
     # work_dir priority: CLI > config > config file name
     if args.work_dir is not None:

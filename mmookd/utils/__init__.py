@@ -3,9 +3,9 @@ from .compat import (
     MMENGINE_CHECKPOINT_SAFE_GLOBALS,
     allow_mmengine_checkpoints,
 )
-from .config_utils import set_data_root
+from .config_utils import remap_data_roots, set_data_root
 
 __all__ = [
     'MMENGINE_CHECKPOINT_SAFE_GLOBALS', 'allow_mmengine_checkpoints',
-    'set_data_root'
+    'set_data_root', 'remap_data_roots'
 ]

@@ -1,6 +1,6 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """Config helpers shared by the tools, the main job and the tests."""
-from typing import Any, Set
+from typing import Any, Dict, Set
 
 from mmengine.config import Config, ConfigDict
 
@@ -61,4 +61,44 @@ def set_data_root(cfg: Config, data_root: str) -> Config:
                 cfg[key] = ConfigDict(cfg[key])
     if 'data_root' in cfg:
         cfg.data_root = new_root
+    return cfg
+
+
+def remap_data_roots(cfg: Config, mapping: Dict[str, str]) -> Config:
+    """Move each of several data roots to its own new place.
+
+    Like :func:`set_data_root`, but for configs that read more than one
+    dataset (e.g. YouTube-VIS 2022: trained on the 2021 train set,
+    evaluated on the 2022 valid set): every path in the dataloaders and
+    evaluators that starts with a key of ``mapping`` starts with its value
+    instead. Roots not in ``mapping`` are left alone.
+    """
+    mapping = {
+        old.rstrip('/') + '/': new.rstrip('/') + '/'
+        for old, new in mapping.items()
+    }
+
+    def remap(node: Any) -> Any:
+        if isinstance(node, str):
+            for old in sorted(mapping, key=len, reverse=True):
+                if node.startswith(old) or node == old.rstrip('/'):
+                    return mapping[old] + node[len(old):]
+            return node
+        if isinstance(node, dict):
+            for key in list(node.keys()):
+                node[key] = remap(node[key])
+            return node
+        if isinstance(node, list):
+            return [remap(v) for v in node]
+        return node
+
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader',
+                'val_evaluator', 'test_evaluator'):
+        if cfg.get(key):
+            cfg[key] = remap(cfg[key])
+            if isinstance(cfg[key],
+                          dict) and not isinstance(cfg[key], ConfigDict):
+                cfg[key] = ConfigDict(cfg[key])
+    if isinstance(cfg.get('data_root'), str):
+        cfg.data_root = remap(cfg.data_root)
     return cfg
