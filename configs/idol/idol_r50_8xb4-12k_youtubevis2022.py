@@ -5,25 +5,19 @@
 _base_ = './idol_r50_8xb4-12k_youtubevis2021.py'
 
 data_root = 'data/youtube_vis_2022/'
-# Layout assumed here: the short and the long validation videos in two
-# native YouTube-VIS JSONs; adjust ann_file/img_path to your download.
-short_split = dict(
-    type='YTVISDataset',
-    data_root=data_root,
-    dataset_version='2022',
-    ann_file='valid/instances.json',
-    data_prefix=dict(img_path='valid/JPEGImages'),
-    test_mode=True,
-    pipeline=_base_.test_pipeline)
-long_split = dict(
-    short_split,
-    ann_file='valid_long/instances.json',
-    data_prefix=dict(img_path='valid_long/JPEGImages'))
+# The 2022 release: valid/JPEGImages + valid/instances.json hold the 2021
+# valid videos and the long videos together; the server reports AP_S, AP_L
+# and their mean.
 val_dataloader = dict(
     dataset=dict(
         _delete_=True,
-        type='ConcatDataset',
-        datasets=[short_split, long_split]))
+        type='YTVISDataset',
+        data_root=data_root,
+        dataset_version='2022',
+        ann_file='valid/instances.json',
+        data_prefix=dict(img_path='valid/JPEGImages'),
+        test_mode=True,
+        pipeline=_base_.test_pipeline))
 test_dataloader = val_dataloader
 
 # The official 2022 valid ground truth is not public: by default write the

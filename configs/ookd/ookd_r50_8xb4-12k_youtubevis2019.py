@@ -12,15 +12,22 @@ model = dict(
         'iter_20000.pth'))
 train_dataloader = dict(
     dataset=dict(
-        dataset=dict(data_root=data_root, dataset_version=dataset_version),
+        # 2019 layout: {train,valid}.json at the root
+        dataset=dict(
+            data_root=data_root,
+            dataset_version=dataset_version,
+            ann_file='train.json'),
         pipeline=[
             dict(
                 _base_.minor_paste,
-                ann_file=data_root + 'train/instances.json',
+                ann_file=data_root + 'train.json',
                 dataset_version=dataset_version)
         ] + _base_.augment_pipeline))
 val_dataloader = dict(
-    dataset=dict(data_root=data_root, dataset_version=dataset_version))
+    dataset=dict(
+        data_root=data_root,
+        dataset_version=dataset_version,
+        ann_file='valid.json'))
 test_dataloader = val_dataloader
 val_evaluator = dict(outfile_prefix='./work_dirs/ookd_r50_youtubevis2019/'
                      'results')

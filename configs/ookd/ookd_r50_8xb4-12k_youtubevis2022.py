@@ -5,23 +5,19 @@
 _base_ = ['../ookd_r50.py']
 
 data_root_2022 = 'data/youtube_vis_2022/'
-short_split = dict(
-    type='YTVISDataset',
-    data_root=data_root_2022,
-    dataset_version='2022',
-    ann_file='valid/instances.json',
-    data_prefix=dict(img_path='valid/JPEGImages'),
-    test_mode=True,
-    pipeline=_base_.test_pipeline)
-long_split = dict(
-    short_split,
-    ann_file='valid_long/instances.json',
-    data_prefix=dict(img_path='valid_long/JPEGImages'))
+# The 2022 release: valid/JPEGImages + valid/instances.json hold the 2021
+# valid videos and the long videos together; the server reports AP_S, AP_L
+# and their mean.
 val_dataloader = dict(
     dataset=dict(
         _delete_=True,
-        type='ConcatDataset',
-        datasets=[short_split, long_split]))
+        type='YTVISDataset',
+        data_root=data_root_2022,
+        dataset_version='2022',
+        ann_file='valid/instances.json',
+        data_prefix=dict(img_path='valid/JPEGImages'),
+        test_mode=True,
+        pipeline=_base_.test_pipeline))
 test_dataloader = val_dataloader
 # No public 2022 valid ground truth: write the server submission, or with
 # local ground truth use

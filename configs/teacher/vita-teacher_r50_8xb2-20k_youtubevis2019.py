@@ -10,13 +10,18 @@ dataset_version = '2019'
 data_root = 'data/youtube_vis_2019/'
 train_pipeline = _base_.train_pipeline
 train_pipeline[0].frame_range = 20
+# 2019 layout: {train,valid}.json at the root
 train_dataloader = dict(
     dataset=dict(
         data_root=data_root,
         dataset_version=dataset_version,
+        ann_file='train.json',
         pipeline=train_pipeline))
 val_dataloader = dict(
-    dataset=dict(data_root=data_root, dataset_version=dataset_version))
+    dataset=dict(
+        data_root=data_root,
+        dataset_version=dataset_version,
+        ann_file='valid.json'))
 test_dataloader = val_dataloader
 val_evaluator = dict(
     outfile_prefix='./work_dirs/vita-teacher_r50_youtubevis2019/results')
