@@ -1,0 +1,137 @@
+# Copyright (c) mmookd contributors. All rights reserved.
+"""Seconds per training iteration of a config, data loading excluded.
+
+Builds the config's train dataset and model exactly as the Runner does
+(random weights: no checkpoint is loaded; an OOKD teacher is random too),
+runs ``--warmup`` + ``--iters`` optimisation steps on batches of
+``--batch-size`` samples and prints the minimum / median / maximum seconds
+of the forward + backward + optimiser step. ``--scale min|max`` fixes every
+multi-scale resize of the train pipeline to its smallest or largest scale,
+so the two ends of the config's real input range can be timed. Example::
+
+    python tools/dataset_converters/generate_realshape.py ytvis2021 \\
+        data/realshape/youtube_vis_2021
+    python tools/analysis/train_step_benchmark.py \\
+        configs/idol/idol_r50_8xb4-12k_youtubevis2021.py \\
+        --data-root data/realshape/youtube_vis_2021 --scale min --iters 3
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import List, Optional
+
+import torch
+from mmdet.registry import DATASETS, MODELS
+from mmengine.config import Config, DictAction
+from mmengine.dataset import pseudo_collate
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+
+import mmookd  # noqa: F401  (registers the plugin)
+from mmookd.utils import set_data_root
+from mmookd.utils.cli import add_debug_argument, run_cli
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Time training iterations of a config (CPU or GPU)')
+    parser.add_argument('config')
+    parser.add_argument('--data-root', help='dataset root for the config')
+    parser.add_argument('--iters', type=int, default=3)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument(
+        '--scale',
+        choices=['min', 'max', 'config'],
+        default='config',
+        help='fix multi-scale resizes to their smallest / largest scale')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--threads', type=int, help='torch CPU threads')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, default={})
+    add_debug_argument(parser)
+    return parser.parse_args(argv)
+
+
+def fix_train_scale(cfg: Config, which: str) -> None:
+    """Every ``RandomChoiceResize`` of the train loader keeps one scale."""
+    pick = min if which == 'min' else max
+
+    def visit(node):
+        if isinstance(node, dict):
+            if node.get('type') == 'RandomChoiceResize' and node.get('scales'):
+                node['scales'] = [pick(node['scales'], key=lambda s: min(s))]
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(cfg.train_dataloader)
+
+
+def random_weights(cfg: Config) -> None:
+    """No checkpoint anywhere: timing needs none, and none may exist."""
+    cfg.load_from = None
+    model = cfg.model
+    if model.get('teacher') is not None:
+        model.teacher.checkpoint = None
+        model.teacher.cfg_options = dict(
+            model.teacher.get('cfg_options') or {}, online_checkpoint=None)
+    if 'online_checkpoint' in model:
+        model.online_checkpoint = None
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
+    random_weights(cfg)
+    if args.scale != 'config':
+        fix_train_scale(cfg, args.scale)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    model = MODELS.build(cfg.model).to(args.device)
+    model.init_weights()
+    model.train()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    times, shapes = [], []
+    for it in range(args.warmup + args.iters):
+        batch = pseudo_collate([
+            dataset[(it * args.batch_size + b) % len(dataset)]
+            for b in range(args.batch_size)
+        ])
+        shapes.append([list(x.shape) for x in batch['inputs']])
+        if args.device.startswith('cuda'):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        model.train_step(batch, optim_wrapper)
+        if args.device.startswith('cuda'):
+            torch.cuda.synchronize()
+        if it >= args.warmup:
+            times.append(time.perf_counter() - start)
+    result = dict(
+        config=args.config,
+        scale=args.scale,
+        batch_size=args.batch_size,
+        threads=torch.get_num_threads(),
+        device=args.device,
+        iters=len(times),
+        min_s=min(times),
+        median_s=statistics.median(times),
+        max_s=max(times),
+        input_shapes=shapes[args.warmup:])
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(run_cli(main))
