@@ -312,14 +312,16 @@ def test_compare_and_cli(model, official, tmp_path, monkeypatch):
     saved = torch.load(dst, map_location='cpu', weights_only=True)
     assert set(saved['state_dict']) == set(model.state_dict())
     # refuses to overwrite without --force
-    assert tool.main([src, dst]) == 1
+    with pytest.raises(FileExistsError, match='exists already'):
+        tool.main([src, dst])
     assert tool.main([src, dst, '--force']) == 0
 
     # an unfilled parameter fails unless --allow-missing
     partial = OrderedDict(
         (k, v) for k, v in official.items() if 'controller' not in k)
     torch.save(dict(model=partial), src)
-    assert tool.main([src, dst, '--force']) == 1
+    with pytest.raises(ValueError, match='conversion incomplete'):
+        tool.main([src, dst, '--force'])
     assert tool.main([src, dst, '--force', '--allow-missing']) == 0
 
 

@@ -390,6 +390,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='fall back to weights_only=False for a TRUSTED file that '
         'weights_only=True cannot load')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='on an error, show the full traceback instead of one line')
     return parser.parse_args(argv)
 
 
@@ -401,11 +405,14 @@ def _report(title: str, keys: List[str]) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """CLI entry point; returns the exit status."""
+    """CLI entry point; returns the exit status, raises on bad input
+    (``run_cli`` turns that into one ``error:`` line and status 2)."""
     args = parse_args(argv)
+    if not osp.isfile(args.src):
+        raise FileNotFoundError(f'src checkpoint {args.src} not found')
     if osp.exists(args.dst) and not args.force:
-        print(f'{args.dst} exists; pass --force to overwrite it.')
-        return 1
+        raise FileExistsError(f'dst {args.dst} exists already; pass --force '
+                              'to overwrite it')
     state_dict = load_official_checkpoint(args.src, args.unsafe_load)
     unmapped: List[str] = []
     converted = convert_vnext_idol(state_dict, unmapped)
@@ -420,8 +427,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     _report('Shape mismatches', mismatched)
     _report('mmookd parameters left unfilled', missing)
     if (missing or mismatched) and not args.allow_missing:
-        print('Conversion incomplete; nothing saved (see --allow-missing).')
-        return 1
+        raise ValueError(
+            f'{args.src}: conversion incomplete ({len(missing)} parameters '
+            f'unfilled, {len(mismatched)} shape mismatches, listed above); '
+            'nothing saved (see --allow-missing)')
     bad = {m.split(':', 1)[0] for m in mismatched}
     result = OrderedDict((k, v) for k, v in converted.items()
                          if k in model_state and k not in bad)
@@ -436,4 +445,5 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from mmookd.utils.cli import run_cli
+    sys.exit(run_cli(main))
