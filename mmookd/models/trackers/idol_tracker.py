@@ -28,7 +28,7 @@ from torch import Tensor
 
 __all__ = [
     'filter_frame_detections', 'greedy_assign', 'greedy_nms_from_iou',
-    'mask_iou_matrix', 'IDOLTracker'
+    'mask_iou_matrix', 'weighted_memory_embeddings', 'IDOLTracker'
 ]
 
 
@@ -119,6 +119,47 @@ def mask_iou_matrix(masks: Tensor, mask_thr: float = 0.5) -> Tensor:
     area = flat.sum(1)
     union = area[:, None] + area[None, :] - inter
     return (inter + 1e-6) / (union + 1e-6)
+
+
+def weighted_memory_embeddings(embeds: Tensor,
+                               scores: Tensor,
+                               valid: Tensor,
+                               temporal_weight: bool,
+                               min_entries: Optional[float] = None) -> Tensor:
+    """Long-match memory embedding of every row of a memory bank (§11).
+
+    ``sum_j w_j e_j / sum_j w_j`` over a row's ``L`` valid, right-aligned
+    entries (oldest ``j = 1`` to newest ``j = L``), ``w_j = s_j + j / L``
+    when ``temporal_weight`` else ``s_j``. Shared by :class:`IDOLTracker`
+    and :class:`~.TensorIDOLTracker`, so both take the same float32 steps.
+
+    Args:
+        embeds (Tensor): ``(R, L, C)`` stored embeddings.
+        scores (Tensor): ``(R, L)`` float32 scores of the entries.
+        valid (Tensor): ``(R, L)`` validity of the entries (bool or 0/1).
+        temporal_weight (bool): Add the temporal term ``j / L``.
+        min_entries (float, optional): Lower bound of the per-row entry
+            count ``L`` (e.g. ``1.0`` where rows without an entry exist and
+            must not divide by zero); ``None`` leaves ``L`` as it is.
+            Defaults to None.
+
+    Returns:
+        Tensor: ``(R, C)`` memory embeddings.
+    """
+    memory_len = valid.shape[1]
+    n_valid = valid.sum(1, keepdim=True).float()  # (R, 1)
+    if min_entries is not None:
+        n_valid = n_valid.clamp(min=min_entries)
+    weights = scores
+    if temporal_weight:
+        slots = torch.arange(
+            memory_len, device=valid.device, dtype=torch.float32)
+        # position j (1 = oldest) of each right-aligned slot
+        j = slots[None, :] - (memory_len - n_valid) + 1.0
+        weights = weights + j / n_valid
+    weights = weights * valid
+    total = weights.sum(1, keepdim=True).clamp(min=1e-12)
+    return (weights[..., None] * embeds).sum(1) / total
 
 
 def filter_frame_detections(
@@ -351,18 +392,8 @@ class IDOLTracker:
             raise RuntimeError('the tracker memory is empty')
         if not self.long_match:
             return self._momentum_embeds
-        valid = self._valid
-        n_valid = valid.sum(1, keepdim=True).float()  # (T, 1)
-        weights = self._scores
-        if self.temporal_weight:
-            slots = torch.arange(
-                self.memory_len, device=valid.device, dtype=torch.float32)
-            # position j (1 = oldest) of each right-aligned slot
-            j = slots[None, :] - (self.memory_len - n_valid) + 1.0
-            weights = weights + j / n_valid
-        weights = weights * valid
-        total = weights.sum(1, keepdim=True).clamp(min=1e-12)
-        return (weights[..., None] * self._embeds).sum(1) / total
+        return weighted_memory_embeddings(self._embeds, self._scores,
+                                          self._valid, self.temporal_weight)
 
     # ------------------------------------------------------------------
     # tracking

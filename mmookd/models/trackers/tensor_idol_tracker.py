@@ -43,6 +43,7 @@ from .idol_tracker import (
     greedy_assign,
     greedy_nms_from_iou,
     mask_iou_matrix,
+    weighted_memory_embeddings,
 )
 
 __all__ = ['TensorIDOLTracker', 'TrackDecision', 'upload']
@@ -173,18 +174,13 @@ class TensorIDOLTracker(IDOLTracker):
         """
         if not self.long_match:
             return self._momentum_embeds
-        valid = self._valid
-        # clamp: a dead slot has no entry (its row is never read)
-        n_valid = valid.sum(1, keepdim=True).float().clamp(min=1.0)
-        weights = self._scores
-        if self.temporal_weight:
-            slots = torch.arange(
-                self.memory_len, device=valid.device, dtype=torch.float32)
-            j = slots[None, :] - (self.memory_len - n_valid) + 1.0
-            weights = weights + j / n_valid
-        weights = weights * valid
-        total = weights.sum(1, keepdim=True).clamp(min=1e-12)
-        return (weights[..., None] * self._embeds).sum(1) / total
+        # min_entries: a dead slot has no entry (its row is never read)
+        return weighted_memory_embeddings(
+            self._embeds,
+            self._scores,
+            self._valid,
+            self.temporal_weight,
+            min_entries=1.0)
 
     def memory_embeddings(self) -> Tensor:
         """``(T, C)`` memory embeddings of the live tracks in :attr:`ids`
