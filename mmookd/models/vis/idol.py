@@ -45,6 +45,24 @@ from ..trackers import filter_frame_detections
 FrameOutputs = Dict[str, Any]
 
 
+def upsample_crop_mask_logits(mask_logits: Tensor, img_meta: dict) -> Tensor:
+    """Stride-4 mask logits ``(n, h, w)`` -> ``(1, n, img_h, img_w)``.
+
+    Bilinear upsampling to the padded input (``batch_input_shape``), then a
+    crop to the un-padded resized image (``img_shape``): the first steps of
+    :meth:`IDOL.encode_masks` and of the fast path's
+    :meth:`~mmookd.models.vis.idol_fast.IDOLFastPath.binary_masks`, which
+    then go on to the original size (``ori_shape``) each in its own way.
+    """
+    pad_h, pad_w = img_meta['batch_input_shape']
+    img_h, img_w = img_meta['img_shape'][:2]
+    return F.interpolate(
+        mask_logits[None],
+        size=(pad_h, pad_w),
+        mode='bilinear',
+        align_corners=False)[:, :, :img_h, :img_w]
+
+
 @dataclass
 class IDOLStreamState:
     """Per-video state of online inference.
@@ -529,14 +547,8 @@ class IDOL(BaseMOTModel):
         """
         if mask_logits.size(0) == 0:
             return []
-        pad_h, pad_w = img_meta['batch_input_shape']
-        img_h, img_w = img_meta['img_shape'][:2]
         ori_h, ori_w = img_meta['ori_shape'][:2]
-        masks = F.interpolate(
-            mask_logits[None],
-            size=(pad_h, pad_w),
-            mode='bilinear',
-            align_corners=False)[:, :, :img_h, :img_w]
+        masks = upsample_crop_mask_logits(mask_logits, img_meta)
         masks = F.interpolate(masks, size=(ori_h, ori_w), mode='nearest')[0]
         binary = (masks.sigmoid() > self.test_cfg['mask_thr'])
         binary = binary.permute(1, 2, 0).to(torch.uint8).cpu().numpy()

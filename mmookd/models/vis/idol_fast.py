@@ -53,6 +53,7 @@ from torch import Tensor
 from ..layers import encoder_reference_points, use_static_shape_attention
 from ..trackers import greedy_nms_from_iou, mask_iou_matrix
 from ..trackers.tensor_idol_tracker import upload
+from .idol import upsample_crop_mask_logits
 
 __all__ = ['HostFrameOutput', 'IDOLFastPath']
 
@@ -383,14 +384,8 @@ class IDOLFastPath:
         the padded input, crop, sigmoid > ``mask_thr``, nearest to the
         original size: thresholding commutes with the nearest resize, so
         it is done before it, on fewer pixels)."""
-        pad_h, pad_w = img_meta['batch_input_shape']
-        img_h, img_w = img_meta['img_shape'][:2]
         ori_h, ori_w = img_meta['ori_shape'][:2]
-        masks = F.interpolate(
-            mask_logits[None],
-            size=(pad_h, pad_w),
-            mode='bilinear',
-            align_corners=False)[:, :, :img_h, :img_w]
+        masks = upsample_crop_mask_logits(mask_logits, img_meta)
         binary = (masks.sigmoid()
                   > self.model.test_cfg['mask_thr']).to(torch.uint8)
         binary = F.interpolate(binary, size=(ori_h, ori_w), mode='nearest')
