@@ -3,6 +3,7 @@
 import os.path as osp
 
 import pytest
+import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -17,3 +18,31 @@ def tiny_toyvis(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp('toyvis'))
     generate_toyvis(root, **TINY_TOYVIS)
     return root
+
+
+@pytest.fixture(scope='module')
+def single_thread():
+    """One intra-op thread for a whole module: the CPU is shared (see
+    test_idol.py). A module opts in with
+    ``pytestmark = pytest.mark.usefixtures('single_thread')``."""
+    num_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(num_threads)
+
+
+@pytest.fixture(scope='module')
+def open_thresholds() -> dict:
+    """``cfg_options`` opening the toy IDOL's thresholds (a new dict per
+    module).
+
+    Random weights score about the focal prior (0.01): with every score
+    threshold open, the filtering, the tracker and the assembler have
+    instances to work on.
+    """
+    return {
+        'model.test_cfg.select_thr': 0.0,
+        'model.tracker.init_score_thr': 0.0,
+        'model.tracker.addnew_score_thr': 0.0,
+        'model.assembler.apply_cls_thres': 0.0,
+    }

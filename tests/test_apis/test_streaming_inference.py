@@ -30,23 +30,8 @@ from mmookd.utils import set_data_root
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CFG = osp.join(REPO, 'configs/toy/idol_r18-tiny_1xb2-1500it_toyvis.py')
 
-# Random weights score about the focal prior (0.01): open every threshold
-# so that the tracker and the assembler have instances to work on.
-OPEN_THRESHOLDS = {
-    'model.test_cfg.select_thr': 0.0,
-    'model.tracker.init_score_thr': 0.0,
-    'model.tracker.addnew_score_thr': 0.0,
-    'model.assembler.apply_cls_thres': 0.0,
-}
-
-
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    """One intra-op thread: the CPU is shared (see test_idol.py)."""
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
+# single_thread, open_thresholds: tests/conftest.py
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def _rles_str(rles):
@@ -58,12 +43,12 @@ def _rles_str(rles):
 
 
 @pytest.fixture(scope='module')
-def toy_setup(tiny_toyvis, tmp_path_factory):
+def toy_setup(tiny_toyvis, tmp_path_factory, open_thresholds):
     """The toy config on the tiny ToyVIS, its test dataset, and a random
     checkpoint saved the way the Runner saves one (with dataset_meta)."""
     cfg = Config.fromfile(TOY_CFG)
     set_data_root(cfg, tiny_toyvis)
-    cfg.merge_from_dict(OPEN_THRESHOLDS)
+    cfg.merge_from_dict(open_thresholds)
     init_default_scope('mmdet')
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     torch.manual_seed(0)
@@ -299,7 +284,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.parametrize('fast', [False, True])
-def test_peak_memory_does_not_grow_with_video_length(fast):
+def test_peak_memory_does_not_grow_with_video_length(fast, open_thresholds):
     """Peak host memory (the process's RSS high-water mark) after streaming
     2,000 frames is within 10% of that after 200 frames.
 
@@ -319,7 +304,7 @@ def test_peak_memory_does_not_grow_with_video_length(fast):
     +3% measured. The fast path (issue 15: post-processing on a worker
     with a bounded queue, frames submitted ahead) too.
     """
-    opts = dict(OPEN_THRESHOLDS)
+    opts = dict(open_thresholds)
     opts['model.test_cfg.fast'] = fast
     opts.update({
         'model.detector.num_queries': 10,

@@ -24,23 +24,14 @@ TOY_CFG = osp.join(REPO, 'configs/toy/idol_r18-tiny_1xb2-1500it_toyvis.py')
 TOY_CKPT = osp.join(REPO, 'checkpoints/toy/idol_r18-tiny_toyvis-pretrain.pth')
 R50_CFG = osp.join(REPO, 'configs/ookd_r50.py')
 
-# random weights score about the focal prior: open every threshold so the
-# filtering, the tracker and the assembler have instances to work on
-OPEN_THRESHOLDS = {
-    'model.test_cfg.select_thr': 0.0,
-    'model.tracker.init_score_thr': 0.0,
-    'model.tracker.addnew_score_thr': 0.0,
-    'model.tracker.match_score_thr': 0.0,
-    'model.assembler.apply_cls_thres': 0.0,
-}
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
+@pytest.fixture(scope='module')
+def open_thresholds(open_thresholds):
+    """tests/conftest.py's open thresholds and the tracker's match
+    threshold: every threshold open."""
+    return {**open_thresholds, 'model.tracker.match_score_thr': 0.0}
 
 
 def _counts(rles):
@@ -73,7 +64,8 @@ def _toy_model(tiny_toyvis, checkpoint=None, options=None):
 
 
 @pytest.mark.parametrize('setting', ['pretrained', 'random-open'])
-def test_fast_path_equals_reference_on_toy_videos(tiny_toyvis, setting):
+def test_fast_path_equals_reference_on_toy_videos(tiny_toyvis, setting,
+                                                  open_thresholds):
     """Every ToyVIS val / long_val video through tools/test.py's path
     (``test_step``) and frame by frame: the fast path gives the reference
     path's track ids, labels, RLEs and (within 1e-5) scores, per frame and
@@ -83,7 +75,7 @@ def test_fast_path_equals_reference_on_toy_videos(tiny_toyvis, setting):
     if setting == 'pretrained':
         cfg, model = _toy_model(tiny_toyvis, TOY_CKPT)
     else:
-        cfg, model = _toy_model(tiny_toyvis, options=OPEN_THRESHOLDS)
+        cfg, model = _toy_model(tiny_toyvis, options=open_thresholds)
     outputs = 0
     dataset = DATASETS.build(cfg.test_dataloader.dataset)  # val + long
     if True:
@@ -116,11 +108,11 @@ def test_fast_path_equals_reference_on_toy_videos(tiny_toyvis, setting):
     assert outputs > 20
 
 
-def test_fast_stream_equals_reference_stream(tiny_toyvis):
+def test_fast_stream_equals_reference_stream(tiny_toyvis, open_thresholds):
     """The inferencer's pipelined stream (frames submitted ahead while the
     worker encodes) yields the reference results in order; so do the
     single-frame calls and the video-level JSON entries."""
-    cfg, model = _toy_model(tiny_toyvis, options=OPEN_THRESHOLDS)
+    cfg, model = _toy_model(tiny_toyvis, options=open_thresholds)
     rng = np.random.RandomState(0)
     frames = [rng.randint(0, 255, (50, 70, 3), np.uint8) for _ in range(12)]
     results, entries = {}, {}
@@ -150,14 +142,14 @@ def test_fast_stream_equals_reference_stream(tiny_toyvis):
 
 @pytest.mark.parametrize('config, shape', [(TOY_CFG, (64, 96)),
                                            (R50_CFG, (64, 96))])
-def test_sync_points_per_frame(config, shape):
+def test_sync_points_per_frame(config, shape, open_thresholds):
     """Counted with torch's profiler on the CPU (``.item()``, truth tests,
     ``nonzero`` and friends) and at the Python level (``.cpu()``,
     ``.numpy()``, ``.tolist()``, ...): the fast path has no profiler sync
     point and two downloads per frame (the decision matrix and the
     frame's masks), whatever the number of instances; the reference path
     has dozens (toy) to hundreds (R50) of profiler sync points."""
-    options = dict(OPEN_THRESHOLDS)
+    options = dict(open_thresholds)
     if config == R50_CFG:  # fewer layers: the counts per layer are alike
         options.update({
             'model.detector.encoder.num_layers': 2,
