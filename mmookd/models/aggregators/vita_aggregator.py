@@ -31,6 +31,16 @@ returned as the association-weighted mean of the frame queries it picks
 init). The frozen frame heads then decode a vector from the space they
 were trained on from the first iteration, and the decoder learns which
 object to pick and what to add from the clip context.
+
+``frame_readout=True`` (our design, with ``query_readout``): the frame
+heads decode the query in frame ``t`` from that frame's read-out (the
+association-weighted frame queries of frame ``t``, renormalised over its
+tokens) plus the same gated decoder output, instead of the clip mean: an
+object's appearance and shape change over a clip, and one time-invariant
+vector decoding every frame loses what the frame model knew about each
+frame. Class and embedding (the distilled ``f_off``) stay the clip-level
+read-out; boxes and masks of frame ``t`` come from its frame-wise query
+(``per_frame_queries``).
 """
 from typing import Dict, Optional
 
@@ -79,6 +89,9 @@ class VITAAggregator(BaseModule):
         query_readout (bool): Offline query = association read-out of the
             frame queries + gated decoder output (module docstring).
             Defaults to False (VITA: the decoder output).
+        frame_readout (bool): Also return frame-wise read-outs that decode
+            boxes and masks (module docstring); needs ``query_readout``.
+            Defaults to False.
         absent_slot (bool): Add the "not in this frame" slot to the
             association (module docstring). Defaults to False.
         init_cfg (dict, optional): Initialization config.
@@ -107,6 +120,7 @@ class VITAAggregator(BaseModule):
                  frame_query_select: str = 'all',
                  topk: Optional[int] = None,
                  query_readout: bool = False,
+                 frame_readout: bool = False,
                  absent_slot: bool = False,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -115,6 +129,9 @@ class VITAAggregator(BaseModule):
                              f'got {frame_query_select!r}')
         if frame_query_select == 'topk' and not (topk and topk > 0):
             raise ValueError("frame_query_select='topk' needs topk > 0")
+        if frame_readout and not query_readout:
+            raise ValueError('frame_readout=True needs query_readout=True '
+                             '(the frame-wise read-out refines the clip one)')
         self.embed_dims = embed_dims
         self.num_frame_queries = num_frame_queries
         self.num_queries = num_queries
@@ -132,6 +149,7 @@ class VITAAggregator(BaseModule):
         self.assoc_frame_proj = nn.Linear(embed_dims, embed_dims)
         self.assoc_query_proj = nn.Linear(embed_dims, embed_dims)
         self.query_readout = query_readout
+        self.frame_readout = frame_readout
         self.absent_slot = absent_slot
         if query_readout:
             # LayerScale gate of the decoder output, 0 at init
@@ -234,7 +252,8 @@ class VITAAggregator(BaseModule):
             ``sim_query`` (L, B, N, D) and ``sim_frame`` (B, T, fQ', D)
             the projected embeddings of the association (VITA's similarity
             loss) with ``sim_slots`` (B, T, fQ') their frame-query slots;
-            ``query_mask`` (B, N) bool, all True.
+            ``query_mask`` (B, N) bool, all True; with ``frame_readout``
+            also ``per_frame_queries`` (L, B, N, T, D).
         """
         del token_targets
         bs, t, fq, _ = frame_queries.shape
@@ -246,6 +265,10 @@ class VITAAggregator(BaseModule):
         sim_query = self.assoc_query_proj(queries)
         log_assoc = self.associate(queries, memory, padding_mask)
         presence = log_assoc.exp().sum(-1)
+        per_frame = None
+        if self.frame_readout:
+            per_frame = self.frame_wise_readout(log_assoc.exp(), tokens) + (
+                self.readout_gate * queries)[..., None, :]
         if self.query_readout:
             queries = self.readout(log_assoc.exp(), tokens, padding_mask) + (
                 self.readout_gate * queries)
@@ -260,7 +283,7 @@ class VITAAggregator(BaseModule):
             index = slots[None, :, None].expand_as(log_assoc)
             log_assoc = full.scatter(-1, index, log_assoc)
         query_mask = queries.new_ones((bs, queries.size(2)), dtype=torch.bool)
-        return dict(
+        out = dict(
             queries=queries,
             frame_assoc=log_assoc.exp(),
             frame_assoc_log=log_assoc,
@@ -269,6 +292,17 @@ class VITAAggregator(BaseModule):
             sim_frame=self.assoc_frame_proj(memory),
             sim_slots=sim_slots,
             query_mask=query_mask)
+        if per_frame is not None:
+            out['per_frame_queries'] = per_frame
+        return out
+
+    @staticmethod
+    def frame_wise_readout(assoc: Tensor, tokens: Tensor) -> Tensor:
+        """Each frame's association-weighted frame queries, renormalised
+        over the frame's tokens (the absent slot left out): (L, B, N, T,
+        fQ') x (B, T, fQ', D) -> (L, B, N, T, D)."""
+        norm = assoc / assoc.sum(-1, keepdim=True).clamp(min=1e-30)
+        return torch.einsum('lbntq,btqd->lbntd', norm, tokens)
 
     @staticmethod
     def readout(assoc: Tensor,

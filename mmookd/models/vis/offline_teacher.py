@@ -310,8 +310,13 @@ class OfflineTeacher(TeacherMatchingMixin, TeacherLossMixin,
             agg=agg,
             frame_refs=refs.repeat(num_frame_layers, 1, 1, 1))
 
-    def decode(self, queries: Tensor, frame_assoc: Tensor,
-               frame_refs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def decode(
+            self,
+            queries: Tensor,
+            frame_assoc: Tensor,
+            frame_refs: Tensor,
+            per_frame_queries: Optional[Tensor] = None
+    ) -> Tuple[Tensor, Tensor, Tensor]:
         """Decode offline queries with the frozen last-layer heads.
 
         Args:
@@ -322,6 +327,9 @@ class OfflineTeacher(TeacherMatchingMixin, TeacherLossMixin,
             frame_refs (Tensor): (..., T, fQ, r) the online model's input
                 references of its last decoder layer (normalised cxcywh,
                 or xy when it has a single layer).
+            per_frame_queries (Tensor, optional): (..., N, T, D) frame-wise
+                queries (``VITAAggregator(frame_readout=True)``): the box
+                residual of frame ``t`` is decoded from them.
 
         Returns:
             tuple[Tensor]: class logits (..., N, K), per-frame references
@@ -331,7 +339,11 @@ class OfflineTeacher(TeacherMatchingMixin, TeacherLossMixin,
         assoc = frame_assoc / frame_assoc.sum(
             -1, keepdim=True).clamp(min=1e-30)
         refs = torch.einsum('...ntq,...tqr->...tnr', assoc, frame_refs)
-        delta = self.head.reg_branches[-1](queries).unsqueeze(-3)
+        if per_frame_queries is None:
+            delta = self.head.reg_branches[-1](queries).unsqueeze(-3)
+        else:
+            delta = self.head.reg_branches[-1](per_frame_queries).movedim(
+                -2, -3)
         ref_logits = inverse_sigmoid(refs)
         if refs.size(-1) == 4:
             boxes = delta + ref_logits
@@ -415,8 +427,9 @@ class OfflineTeacher(TeacherMatchingMixin, TeacherLossMixin,
             self.aggregator.train(was_training)
         agg = res['agg']
         queries = agg['queries'][-1, 0]
-        cls_logits, _, boxes = self.decode(queries, agg['frame_assoc'][-1, 0],
-                                           res['frame_refs'][0])
+        cls_logits, _, boxes = self.decode(
+            queries, agg['frame_assoc'][-1, 0], res['frame_refs'][0],
+            self.frame_wise(agg, -1, 0))
         inverse = torch.argsort(torch.as_tensor(order))
         num_frames = imgs.size(0)
         presence = self._presence(agg, boxes)[-1, 0].t()
@@ -428,6 +441,20 @@ class OfflineTeacher(TeacherMatchingMixin, TeacherLossMixin,
             bbox_preds=boxes[inverse],
             queries=queries,
             presence=presence[inverse])
+
+    @staticmethod
+    def frame_wise(agg: dict, *index) -> Optional[Tensor]:
+        """``agg['per_frame_queries'][index]`` (frame-wise queries that
+        decode boxes and masks), None where the aggregator has none."""
+        per_frame = agg.get('per_frame_queries')
+        return None if per_frame is None else per_frame[index]
+
+    @staticmethod
+    def mask_queries(queries: Tensor, per_frame: Optional[Tensor],
+                     t: int) -> Tensor:
+        """The (..., N, D) queries that decode frame ``t``'s masks: the
+        frame-wise ones where the aggregator has them, else the clip's."""
+        return queries if per_frame is None else per_frame[..., t, :]
 
     @staticmethod
     def _presence(agg: dict, like: Tensor) -> Tensor:
@@ -457,7 +484,8 @@ class OfflineTeacher(TeacherMatchingMixin, TeacherLossMixin,
         res = self.aggregate_clips(inputs, clips)
         agg = res['agg']
         cls_logits, _, boxes = self.decode(agg['queries'], agg['frame_assoc'],
-                                           res['frame_refs'][None])
+                                           res['frame_refs'][None],
+                                           agg.get('per_frame_queries'))
         return dict(
             queries=agg['queries'],
             frame_assoc=agg['frame_assoc'],

@@ -184,7 +184,8 @@ class TeacherInferenceMixin:
             self.aggregator.train(was_training)
         queries = agg['queries'][-1, 0]
         cls_logits, _, boxes = self.decode(queries, agg['frame_assoc'][-1, 0],
-                                           encoded['refs'].to(device))
+                                           encoded['refs'].to(device),
+                                           self.frame_wise(agg, -1, 0))
         return dict(
             embeds=self.head.forward_embed(queries),
             queries=queries,
@@ -216,15 +217,19 @@ class TeacherInferenceMixin:
         refs = torch.einsum('ntq,tqr->tnr', assoc, encoded['refs'].to(device))
         presence = self._presence(agg, queries)[-1, 0, uniq]  # (n, T)
         feats = queries[uniq]
+        per_frame = self.frame_wise(agg, -1, 0)
+        if per_frame is not None:
+            per_frame = per_frame[uniq]  # (n, T, D)
         mask_thr = self.online.test_cfg['mask_thr']
         prob_sum = cls_scores.new_zeros(k)
         area = cls_scores.new_zeros(k)
         frame_rles = []
         for t, sample in enumerate(samples):
             meta = sample.metainfo
-            logits = self.forward_masks(encoded['mask_feats'][t].to(device),
-                                        feats, refs[t], meta,
-                                        presence[:, t])[inverse]
+            logits = self.forward_masks(
+                encoded['mask_feats'][t].to(device),
+                self.mask_queries(feats, per_frame, t), refs[t], meta,
+                presence[:, t])[inverse]
             probs = self._input_size_probs(logits, meta)
             binary = probs > mask_thr
             prob_sum += (probs * binary).flatten(1).sum(1)

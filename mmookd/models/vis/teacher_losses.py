@@ -95,7 +95,8 @@ class TeacherLossMixin:
             layer_out = {
                 k: agg[k][layer]
                 for k in ('queries', 'frame_assoc', 'frame_assoc_log',
-                          'presence', 'sim_query') if k in agg
+                          'presence', 'sim_query', 'per_frame_queries')
+                if k in agg
             }
             layer_out.update({
                 k: agg[k]
@@ -139,11 +140,12 @@ class TeacherLossMixin:
         head, mask_head = self.head, self.mask_head
         queries, query_mask = layer['queries'], layer['query_mask']
         presence = layer.get('presence')
+        per_frame = layer.get('per_frame_queries')
         assoc_preds, assoc_labels = [], []
         sim_terms = []
         num_clips = len(tubes)
         cls_logits, refs, boxes = self.decode(queries, layer['frame_assoc'],
-                                              frame_refs)
+                                              frame_refs, per_frame)
         cls_targets = torch.zeros_like(cls_logits)
         box_preds, box_targets, factors = [], [], []
         mask_preds, mask_tgts = [], []
@@ -157,9 +159,10 @@ class TeacherLossMixin:
             pres_b = presence[b] if presence is not None else None
             mask_fn = None
             if self.uses_mask_costs:
-                mask_fn = self._all_masks_fn(queries[b], refs[b],
-                                             mask_feats[c], mask_targets[c],
-                                             gt, metas, pres_b)
+                mask_fn = self._all_masks_fn(
+                    queries[b], refs[b], mask_feats[c], mask_targets[c], gt,
+                    metas, pres_b,
+                    per_frame[b] if per_frame is not None else None)
             rows, cols = self.match_clip(cls_logits[b], boxes[b], gt, metas,
                                          query_mask[b], mask_fn)
             cls_targets[b, rows, gt.labels[cols]] = 1
@@ -187,9 +190,12 @@ class TeacherLossMixin:
                 if not bool(keep.any()):
                     continue
                 q_inds, g_inds = rows[keep], cols[keep]
+                frame_queries = self.mask_queries(
+                    queries[b], per_frame[b] if per_frame is not None else
+                    None, t)
                 mask_preds.append(
                     self.forward_masks(
-                        mask_feats[c, t], queries[b, q_inds],
+                        mask_feats[c, t], frame_queries[q_inds],
                         refs[b, t, q_inds], meta,
                         pres_b[q_inds, t] if pres_b is not None else None))
                 mask_tgts.append(
@@ -321,14 +327,16 @@ class TeacherLossMixin:
                       mask_targets: List[Tensor],
                       gt: ClipTargets,
                       metas: List[dict],
-                      presence: Optional[Tensor] = None) -> Callable:
+                      presence: Optional[Tensor] = None,
+                      per_frame: Optional[Tensor] = None) -> Callable:
         """Mask-cost inputs of frame ``t``: all queries' (gated) logits (no
         grad) and every tube's target (empty where absent)."""
 
         def fn(t: int) -> Tuple[Tensor, Tensor]:
             with torch.no_grad():
                 preds = self.forward_masks(
-                    mask_feats[t], queries, refs[t], metas[t],
+                    mask_feats[t], self.mask_queries(queries, per_frame, t),
+                    refs[t], metas[t],
                     presence[:, t] if presence is not None else None)
             targets = self._tube_masks(mask_targets[t], gt.rows[t],
                                        preds.shape[-2:])
