@@ -79,13 +79,12 @@ def test_boxes_and_masks_follow_the_frame_of_the_query():
     _, _, clip_boxes = model.decode(queries, assoc, refs)
     _, ref_pts, frame_boxes = model.decode(queries, assoc, refs, per_frame)
     delta = head.reg_branches[-1](per_frame).movedim(-2, -3)  # (T, N, 4)
-    assert torch.allclose(frame_boxes,
-                          (delta + inverse_sigmoid(ref_pts)).sigmoid(),
-                          atol=1e-6)
+    assert torch.allclose(
+        frame_boxes, (delta + inverse_sigmoid(ref_pts)).sigmoid(), atol=1e-6)
     assert not torch.allclose(frame_boxes, clip_boxes)
     assert model.mask_queries(queries, per_frame, 1) is not None
-    assert torch.equal(model.mask_queries(queries, per_frame, 1),
-                       per_frame[:, 1])
+    assert torch.equal(
+        model.mask_queries(queries, per_frame, 1), per_frame[:, 1])
     assert model.mask_queries(queries, None, 1) is queries
 
 

@@ -311,11 +311,11 @@ class OfflineTeacher(TeacherMatchingMixin, TeacherLossMixin,
             frame_refs=refs.repeat(num_frame_layers, 1, 1, 1))
 
     def decode(
-            self,
-            queries: Tensor,
-            frame_assoc: Tensor,
-            frame_refs: Tensor,
-            per_frame_queries: Optional[Tensor] = None
+        self,
+        queries: Tensor,
+        frame_assoc: Tensor,
+        frame_refs: Tensor,
+        per_frame_queries: Optional[Tensor] = None
     ) -> Tuple[Tensor, Tensor, Tensor]:
         """Decode offline queries with the frozen last-layer heads.
 
@@ -427,9 +427,9 @@ class OfflineTeacher(TeacherMatchingMixin, TeacherLossMixin,
             self.aggregator.train(was_training)
         agg = res['agg']
         queries = agg['queries'][-1, 0]
-        cls_logits, _, boxes = self.decode(
-            queries, agg['frame_assoc'][-1, 0], res['frame_refs'][0],
-            self.frame_wise(agg, -1, 0))
+        cls_logits, _, boxes = self.decode(queries, agg['frame_assoc'][-1, 0],
+                                           res['frame_refs'][0],
+                                           self.frame_wise(agg, -1, 0))
         inverse = torch.argsort(torch.as_tensor(order))
         num_frames = imgs.size(0)
         presence = self._presence(agg, boxes)[-1, 0].t()

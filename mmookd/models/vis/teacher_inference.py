@@ -226,10 +226,9 @@ class TeacherInferenceMixin:
         frame_rles = []
         for t, sample in enumerate(samples):
             meta = sample.metainfo
-            logits = self.forward_masks(
-                encoded['mask_feats'][t].to(device),
-                self.mask_queries(feats, per_frame, t), refs[t], meta,
-                presence[:, t])[inverse]
+            logits = self.forward_masks(encoded['mask_feats'][t].to(device),
+                                        self.mask_queries(feats, per_frame, t),
+                                        refs[t], meta, presence[:, t])[inverse]
             probs = self._input_size_probs(logits, meta)
             binary = probs > mask_thr
             prob_sum += (probs * binary).flatten(1).sum(1)

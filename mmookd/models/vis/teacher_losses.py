@@ -191,8 +191,8 @@ class TeacherLossMixin:
                     continue
                 q_inds, g_inds = rows[keep], cols[keep]
                 frame_queries = self.mask_queries(
-                    queries[b], per_frame[b] if per_frame is not None else
-                    None, t)
+                    queries[b],
+                    per_frame[b] if per_frame is not None else None, t)
                 mask_preds.append(
                     self.forward_masks(
                         mask_feats[c, t], frame_queries[q_inds],
@@ -335,8 +335,8 @@ class TeacherLossMixin:
         def fn(t: int) -> Tuple[Tensor, Tensor]:
             with torch.no_grad():
                 preds = self.forward_masks(
-                    mask_feats[t], self.mask_queries(queries, per_frame, t),
-                    refs[t], metas[t],
+                    mask_feats[t], self.mask_queries(queries, per_frame,
+                                                     t), refs[t], metas[t],
                     presence[:, t] if presence is not None else None)
             targets = self._tube_masks(mask_targets[t], gt.rows[t],
                                        preds.shape[-2:])
