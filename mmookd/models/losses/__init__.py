@@ -6,6 +6,7 @@ from .cross_frame_affinity_loss import CrossFrameAffinityDistillLoss
 from .object_relation_loss import InterIntraObjectDistillLoss
 from .pairwise_similarity_loss import PairwiseSimilarityDistillLoss
 from .pixel_kd_loss import PixelKLDistillLoss
+from .projected_kd_loss import ProjectedCosineKDLoss
 from .temporal_loss import (
     InstanceTemporalConsistencyLoss,
     MotionGuidedTemporalLoss,
@@ -15,5 +16,6 @@ __all__ = [
     'CosineL2AuxLoss', 'CosineKDLoss', 'AttentionCKALoss',
     'CrossFrameAffinityDistillLoss', 'InterIntraObjectDistillLoss',
     'PairwiseSimilarityDistillLoss', 'PixelKLDistillLoss',
-    'InstanceTemporalConsistencyLoss', 'MotionGuidedTemporalLoss'
+    'InstanceTemporalConsistencyLoss', 'MotionGuidedTemporalLoss',
+    'ProjectedCosineKDLoss'
 ]
