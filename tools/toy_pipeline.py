@@ -33,7 +33,7 @@ import os
 import os.path as osp
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -44,6 +44,7 @@ import mmookd  # noqa: E402,F401
 import mmookd.utils.cli as cli  # noqa: E402
 from mmookd.datasets.toyvis import generate_toyvis  # noqa: E402
 from mmookd.utils import set_data_root  # noqa: E402
+from mmookd.utils.stage_console import StageConsole, StageProgressHook  # noqa: E402
 
 TOY = 'configs/toy/'
 PRETRAIN_CKPT = 'checkpoints/toy/idol_r18-tiny_toyvis-pretrain.pth'
@@ -93,6 +94,10 @@ TABLE_KEYS = [('AP', 'segm_mAP'), ('AP_S', 'short/segm_mAP'),
               ('HOTA_L', 'long/HOTA'), ('AssA_S', 'short/AssA'),
               ('AssA_L', 'long/AssA'), ('IDF1_S', 'short/IDF1'),
               ('IDF1_L', 'long/IDF1')]  # the last six: TrackEval's
+# the console table's columns (the markdown file next to it has them all)
+CONSOLE_KEYS = ['AP', 'AP_S', 'AP_L', 'HOTA_S', 'HOTA_L', 'IDF1_L']
+# each run's console output, in its work dir
+LOG_NAME = 'toy_pipeline.log'
 TC_KEYS = [('TC_S', 'tc/TC_short'), ('TC_L', 'tc/TC_long')]
 
 
@@ -182,6 +187,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=int,
         help='CPU threads of every run (configs: 2; same seed + same '
         'threads = same numbers on one machine)')
+    parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help='print the full mmengine console of every run (environment, '
+        'config, every logged iteration) instead of one line per stage')
     cli.add_debug_argument(parser)
     return parser.parse_args(argv)
 
@@ -231,11 +241,14 @@ def uses_bank(config: str, args: argparse.Namespace) -> bool:
         'association', 'qfa') == 'qfa'
 
 
-def knowledge_bank_stage(args: argparse.Namespace, teacher_ckpt: str) -> dict:
+def knowledge_bank_stage(args: argparse.Namespace,
+                         teacher_ckpt: str,
+                         console: Optional[StageConsole] = None) -> dict:
     """Build the knowledge bank from the trained teacher once (or reuse a
     matching one) and return the distiller's ``knowledge_bank`` setting."""
     from mmookd.apis import build_knowledge_bank
     from mmookd.models.utils import KnowledgeBank
+    console = console or StageConsole(verbose=True)
     cfg = build_cfg(TEACHER_CFG, args, args.work_dir, 0)
     train = cfg.train_dataloader.dataset
     setting = dict(
@@ -246,23 +259,20 @@ def knowledge_bank_stage(args: argparse.Namespace, teacher_ckpt: str) -> dict:
     if osp.isfile(args.bank):
         KnowledgeBank.load(args.bank).check(setting['teacher_config'],
                                             teacher_ckpt, setting['ann_file'])
-        print(f'[knowledge bank] reusing {args.bank}')
+        console.print(f'knowledge bank: reusing {args.bank}')
     else:
-        print(f'[knowledge bank] building {args.bank} from {teacher_ckpt}')
         os.makedirs(osp.dirname(osp.abspath(args.bank)), exist_ok=True)
         cfg.model.online_checkpoint = None
-        build_knowledge_bank(cfg, teacher_ckpt, out=args.bank)
+        log = osp.join(args.work_dir, LOG_NAME)
+        with console.stage(f'knowledge bank {args.bank}', log):
+            build_knowledge_bank(cfg, teacher_ckpt, out=args.bank)
     return setting
 
 
 def json_rows(rows: List[Dict], args: argparse.Namespace) -> List[Dict]:
     """``--out-json`` rows: model, seed, AP, AP_S, AP_L and the sizes of
     the evaluation splits."""
-    sizes = {}
-    for split in ('val', 'long_val'):
-        path = osp.join(args.data_root, 'annotations', f'toyvis_{split}.json')
-        with open(path) as f:
-            sizes[split] = len(json.load(f)['videos'])
+    sizes = split_sizes(args.data_root)
     out = []
     for row in rows:
         m = row['metrics']
@@ -283,10 +293,15 @@ def final_ckpt(cfg: Config) -> str:
     return osp.join(cfg.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
 
 
-def run(key: str, args: argparse.Namespace, seed: int,
-        deps: Dict[str, str]) -> Dict:
+def run(key: str,
+        args: argparse.Namespace,
+        seed: int,
+        deps: Dict[str, str],
+        console: Optional[StageConsole] = None) -> Dict:
     """Train (unless done before) and test one row; returns its metrics and
-    the path of its checkpoint."""
+    the path of its checkpoint. Each of the two stages is one line on the
+    ``console``; their output goes to ``LOG_NAME`` in the run's work dir."""
+    console = console or StageConsole(verbose=True)
     name, config = RUNS[key]
     stem = osp.splitext(osp.basename(config))[0]
     bank = uses_bank(config, args)
@@ -296,21 +311,29 @@ def run(key: str, args: argparse.Namespace, seed: int,
     if key == 'teacher':
         cfg.model.online_checkpoint = deps['baseline']
     elif bank:
-        cfg.model.knowledge_bank = knowledge_bank_stage(args, deps['teacher'])
+        cfg.model.knowledge_bank = knowledge_bank_stage(
+            args, deps['teacher'], console)
         name += ' [bank]'
     elif cfg.model.get('loss_kd') is not None:
         cfg.model.teacher.checkpoint = deps['teacher']
     ckpt = final_ckpt(cfg)
+    label = f'{name}, seed {seed}'
     t0 = time.time()
+    trained = False
     if osp.isfile(ckpt) and not args.retrain:
-        print(f'[{name}] reusing {ckpt}')
+        console.print(f'{label}: reusing {ckpt}')
     else:
         if osp.isfile(ckpt):  # --retrain: keep the old run, use a new dir
             cfg.work_dir = f'{work_dir}_{time.strftime("%Y%m%d_%H%M%S")}'
             ckpt = final_ckpt(cfg)
-        print(f'[{name}] training {config} -> {cfg.work_dir}')
         cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-        Runner.from_cfg(cfg).train()
+        with console.stage(f'{label}: train', osp.join(cfg.work_dir,
+                                                       LOG_NAME)) as stage:
+            print(f'[{name}] training {config} -> {cfg.work_dir}')
+            runner = Runner.from_cfg(cfg)
+            runner.register_hook(StageProgressHook(stage), 'VERY_LOW')
+            runner.train()
+        trained = True
     train_s = time.time() - t0
     test_cfg = build_cfg(config, args, cfg.work_dir, seed)
     if key == 'teacher':
@@ -322,11 +345,17 @@ def run(key: str, args: argparse.Namespace, seed: int,
             ytvis, dict(TC_EVALUATOR, ann_file=ytvis.ann_file)
         ]
     t0 = time.time()
-    metrics = Runner.from_cfg(test_cfg).test()
+    with console.stage(f'{label}: test', osp.join(cfg.work_dir,
+                                                  LOG_NAME)) as stage:
+        runner = Runner.from_cfg(test_cfg)
+        runner.register_hook(StageProgressHook(stage), 'VERY_LOW')
+        metrics = runner.test()
     return dict(
         name=name,
         seed=seed,
         checkpoint=ckpt,
+        config=config,
+        trained=trained,
         metrics=metrics,
         train_s=train_s,
         test_s=time.time() - t0)
@@ -359,8 +388,13 @@ def run_order(keys: List[str], done: Sequence[str] = ()) -> List[str]:
     return order
 
 
-def format_table(rows: List[Dict], tc: bool = False) -> str:
-    keys = [(k, f'youtube_vis/{v}') for k, v in TABLE_KEYS]
+def format_table(rows: List[Dict],
+                 tc: bool = False,
+                 columns: Optional[Sequence[str]] = None) -> str:
+    """Markdown table of the rows; ``columns`` picks some of
+    ``TABLE_KEYS`` (default: all), ``tc`` adds the TC columns."""
+    keys = [(k, f'youtube_vis/{v}') for k, v in TABLE_KEYS
+            if columns is None or k in columns]
     keys += TC_KEYS if tc else []
     head = ['model', 'seed'] + [k for k, _ in keys] + ['train s', 'test s']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
@@ -373,6 +407,144 @@ def format_table(rows: List[Dict], tc: bool = False) -> str:
             ['%.0f' %
              row['train_s'], '%.0f' % row['test_s']]) + ' |')
     return '\n'.join(lines)
+
+
+def split_sizes(data_root: str) -> Dict[str, int]:
+    """Number of videos of the val and long_val splits."""
+    sizes = {}
+    for split in ('val', 'long_val'):
+        path = osp.join(data_root, 'annotations', f'toyvis_{split}.json')
+        with open(path) as f:
+            sizes[split] = len(json.load(f)['videos'])
+    return sizes
+
+
+# what the reading sentences compare: AP_S on val, AP_L on long_val
+_SPLITS = (('AP_S', 'youtube_vis/short/segm_mAP', 'short videos', 'val'),
+           ('AP_L', 'youtube_vis/long/segm_mAP', 'long videos', 'long_val'))
+
+
+def _mean_std(values: Sequence[float]) -> Tuple[float, Optional[float]]:
+    """Mean and sample standard deviation (``None`` for one value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    var = sum((v - mean)**2 for v in values) / (len(values) - 1)
+    return mean, var**0.5
+
+
+def _verb(diff: float, other: str, amount: str) -> str:
+    if round(diff, 3) == 0:
+        return f'ties {other} on {amount}'
+    verb = 'beats' if diff > 0 else 'trails'
+    return f'{verb} {other} by {abs(diff):.3f} {amount}'
+
+
+def reading(rows: List[Dict], sizes: Dict[str, int]) -> List[str]:
+    """Plain sentences that say what the table shows, computed from its
+    rows: which row is best on short and on long videos, by how much the
+    OOKD student (else the first other fine-tuned row) differs from the
+    baseline, and whether that is beyond the baseline's seed-to-seed
+    spread (more than twice its sample standard deviation) or, with one
+    seed, that the spread is unknown.
+
+    Args:
+        rows: Rows with ``name``, ``seed`` and ``metrics`` (as
+            :func:`run` returns them, or an ``--out`` file holds them).
+        sizes: Videos per split, ``{'val': 8, 'long_val': 6}``.
+    """
+    by_model: Dict[str, List[Dict]] = {}
+    for row in rows:
+        by_model.setdefault(row['name'], []).append(row)
+
+    def values(name: str, key: str) -> List[float]:
+        return [
+            r['metrics'][key] for r in by_model[name] if key in r['metrics']
+        ]
+
+    several = any(len(group) > 1 for group in by_model.values())
+    mean_of = ' (mean over seeds)' if several else ''
+    best = []
+    for short, key, where, split in _SPLITS:
+        scored = {
+            n: round(_mean_std(values(n, key))[0], 3)
+            for n in by_model if values(n, key)
+        }
+        if not scored:
+            return []
+        top = max(scored.values())
+        names = [n for n, v in scored.items() if v == top]
+        num = sizes.get(split, '?')
+        what = (f'{where} ({split}, {num} video{"" if num == 1 else "s"}, '
+                f'{short} {top:.3f})')
+        if len(names) == len(scored) > 1:
+            who = 'all rows tie'
+        elif len(names) > 1:
+            who = ' and '.join(names) + ' tie'
+        else:
+            who = names[0]
+        best.append((who, what))
+    if best[0][0] == best[1][0] and ' tie' not in best[0][0]:
+        out = [
+            f'{best[0][0]} is the best row on both {best[0][1]} and '
+            f'{best[1][1]}{mean_of}.'
+        ]
+    else:
+        out = [
+            f'Best on {best[0][1]}: {best[0][0]}; best on {best[1][1]}: '
+            f'{best[1][0]}{mean_of}.'
+        ]
+    base = RUNS['baseline'][0]
+    others = [n for n in by_model if n not in (base, RUNS['teacher'][0])]
+    student = next((n for n in others if n.startswith(RUNS['student'][0])),
+                   others[0] if others else None)
+    if base not in by_model or student is None:
+        return out
+    diffs = []
+    for short, key, where, _ in _SPLITS:
+        diffs.append(
+            _mean_std(values(student, key))[0] -
+            _mean_std(values(base, key))[0])
+    out.append(f'{student} {_verb(diffs[0], base, "AP_S")} on short videos '
+               f'and {_verb(diffs[1], "it", "AP_L")} on long videos'
+               f'{mean_of}.')
+    stds = [_mean_std(values(base, key))[1] for _, key, _, _ in _SPLITS]
+    if None in stds:
+        out.append('With one seed the seed-to-seed spread is unknown, so '
+                   'these differences may be noise: run --seeds 0 1 2 to '
+                   'measure it.')
+        return out
+    seeds = ', '.join(str(r['seed']) for r in by_model[base])
+    verdicts = [
+        'beyond' if round(abs(d), 3) > 0 and abs(d) > 2 * s else 'within'
+        for d, s in zip(diffs, stds)
+    ]
+    out.append(f'Over seeds {seeds} the baseline\'s AP_S varies by '
+               f'{stds[0]:.3f} and its AP_L by {stds[1]:.3f} (sample '
+               f'standard deviation), so the AP_S difference is '
+               f'{verdicts[0]} twice that spread and the AP_L difference '
+               f'is {verdicts[1]} it.')
+    return out
+
+
+def free_path(path: str) -> str:
+    """``path``, or a timestamped name beside it when it exists (the
+    pipeline never overwrites a file)."""
+    if not osp.exists(path):
+        return path
+    root, ext = osp.splitext(path)
+    stamp = time.strftime('%Y%m%d_%H%M%S')
+    candidate, n = f'{root}_{stamp}{ext}', 1
+    while osp.exists(candidate):
+        candidate, n = f'{root}_{stamp}_{n}{ext}', n + 1
+    return candidate
+
+
+def write_new_file(path: str, text: str) -> None:
+    """Write ``text`` to a new file (refuses to overwrite one)."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'x') as f:
+        f.write(text)
 
 
 def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
@@ -391,9 +563,13 @@ def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
         for k, v in (('num_val', args.num_val),
                      ('num_long_val', args.num_long_val)) if v is not None
     }
+    console = StageConsole(verbose=getattr(args, 'verbose', False))
     paths = generate_toyvis(args.data_root, **sizes)
-    print(f'ToyVIS ready in {args.data_root} ({time.time() - t0:.1f} s): '
-          f'{sorted(paths)}')
+    console.print(f'ToyVIS ready in {args.data_root} '
+                  f'({time.time() - t0:.1f} s): {sorted(paths)}')
+    if not console.verbose:
+        console.print(f'each run logs to {LOG_NAME} in its work dir under '
+                      f'{args.work_dir} (--verbose: everything here)')
     rows = []
     wanted = args.rows or (MAIN_RUNS +
                            (ABLATION_RUNS if args.ablation else []) +
@@ -404,16 +580,13 @@ def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
     for seed in args.seeds:
         deps: Dict[str, str] = dict(shared)
         for key in run_order(wanted, done=list(shared)):
-            row = run(key, args, seed, deps)
+            row = run(key, args, seed, deps, console)
             deps[key] = row['checkpoint']
             rows.append(row)
         if args.shared_teacher and not shared:
             shared = {'teacher': deps['teacher']} if 'teacher' in deps else {}
-    print('\nToyVIS results (AP = YouTube-VIS 2022 style mean of AP_S on '
-          'val and AP_L on long_val; the teacher is offline, the others '
-          'online)')
-    print(format_table(rows, args.tc))
-    print(f'total wall time {time.time() - t0:.0f} s')
+    report(rows, args, console)
+    console.print(f'total wall time {time.time() - t0:.0f} s')
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         mode = 'w' if getattr(args, 'force', False) else 'x'
@@ -425,6 +598,31 @@ def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
         with open(args.out_json, mode) as f:
             json.dump(json_rows(rows, args), f, indent=1)
     return rows
+
+
+def report(rows: List[Dict], args: argparse.Namespace,
+           console: StageConsole) -> str:
+    """The narrow table and the reading sentences on the console, the full
+    table in a markdown file of the work dir (named on the console);
+    returns that file's path."""
+    tc = getattr(args, 'tc', False)
+    sentences = reading(rows, split_sizes(args.data_root))
+    title = ('ToyVIS results (AP = YouTube-VIS 2022 style mean of AP_S on '
+             'val and AP_L on long_val; HOTA / IDF1: TrackEval; the teacher '
+             'is offline, the others online)')
+    path = free_path(osp.join(args.work_dir, 'results.md'))
+    write_new_file(
+        path,
+        '\n\n'.join([title, format_table(rows, tc), ' '.join(sentences)]) +
+        '\n')
+    console.print()
+    console.print(title)
+    console.print(format_table(rows, tc, CONSOLE_KEYS))
+    console.print()
+    for sentence in sentences:
+        console.print(sentence)
+    console.print(f'all columns (AP50, AR@10, AssA, IDF1_S): {path}')
+    return path
 
 
 if __name__ == '__main__':
