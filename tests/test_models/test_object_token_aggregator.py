@@ -153,24 +153,36 @@ def test_decoder_shapes_slots_and_padding():
         dec(torch.randn(1, 2, 4, D))
 
 
+def vita_aggregator_kwargs(embed_dims, num_frame_queries, num_queries, layers,
+                           window_size, num_heads, ffn_channels, **kwargs):
+    """Keyword arguments of a small :class:`VITAAggregator`: ``layers`` is
+    (encoder layers, decoder layers), both of ``num_heads`` heads and
+    ``ffn_channels`` feed-forward channels; ``kwargs`` are added last.
+    Shared with test_teacher_vita.py."""
+    cfg = dict(
+        embed_dims=embed_dims,
+        num_frame_queries=num_frame_queries,
+        num_queries=num_queries,
+        encoder=dict(
+            type='ObjectTokenEncoder',
+            num_layers=layers[0],
+            window_size=window_size,
+            num_heads=num_heads,
+            feedforward_channels=ffn_channels),
+        decoder=dict(
+            type='ObjectTokenDecoder',
+            num_layers=layers[1],
+            num_heads=num_heads,
+            feedforward_channels=ffn_channels))
+    cfg.update(kwargs)
+    return cfg
+
+
 def vita(**kwargs):
     torch.manual_seed(0)
     cfg = dict(
         type='VITAAggregator',
-        embed_dims=D,
-        num_frame_queries=6,
-        num_queries=4,
-        encoder=dict(
-            type='ObjectTokenEncoder',
-            num_layers=2,
-            window_size=3,
-            num_heads=2,
-            feedforward_channels=32),
-        decoder=dict(
-            type='ObjectTokenDecoder',
-            num_layers=3,
-            num_heads=2,
-            feedforward_channels=32))
+        **vita_aggregator_kwargs(D, 6, 4, (2, 3), 3, 2, 32))
     cfg.update(kwargs)
     agg = MODELS.build(cfg)
     agg.init_weights()

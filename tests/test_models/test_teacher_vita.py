@@ -14,6 +14,7 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from test_idol import make_video
+from test_object_token_aggregator import vita_aggregator_kwargs
 
 import mmookd.models  # noqa: F401  (registers the models)
 from mmookd.models.aggregators import VITAAggregator
@@ -68,21 +69,7 @@ def test_gate_mask_logits_by_hand():
 
 def test_absent_slot_lets_a_query_be_absent():
     agg = VITAAggregator(
-        embed_dims=2,
-        num_frame_queries=2,
-        num_queries=1,
-        encoder=dict(
-            type='ObjectTokenEncoder',
-            num_layers=1,
-            window_size=2,
-            num_heads=1,
-            feedforward_channels=4),
-        decoder=dict(
-            type='ObjectTokenDecoder',
-            num_layers=1,
-            num_heads=1,
-            feedforward_channels=4),
-        absent_slot=True)
+        **vita_aggregator_kwargs(2, 2, 1, (1, 1), 2, 1, 4, absent_slot=True))
     with torch.no_grad():
         for proj in (agg.assoc_query_proj, agg.assoc_frame_proj):
             proj.weight.copy_(torch.eye(2))
