@@ -37,36 +37,47 @@ __all__ = [
     'rle_counts'
 ]
 
-# kind -> (severity, what it means). Errors make the dataset refuse to load,
-# fail in training or train on wrong targets; warnings are odd but handled.
+# kind -> what it means, per severity. Errors make the dataset refuse to
+# load, fail in training or train on wrong targets; warnings are odd but
+# handled.
+_ERROR_KINDS = dict(
+    structure='malformed JSON structure',
+    duplicate_id='duplicate video / annotation / category id',
+    unknown_id='annotation references an unknown video or category',
+    category_names='classes of --version missing from the categories',
+    empty_video='video without frames',
+    frame_count="'length' or a per-frame list disagrees with 'file_names'",
+    bad_path='frame path absolute or outside the image folder',
+    missing_frame='frame file missing',
+    bad_frame='frame file does not decode (corrupt or truncated)',
+    frame_size='frame size differs from the video size',
+    bad_mask=('segmentation does not decode (garbage RLE, wrong size, bad '
+              'polygon)'),
+    bad_bbox='bbox malformed or of negative size',
+    area_mismatch="mask area differs from 'areas'",
+    bbox_mismatch='bbox differs from the mask box',
+)
+_WARNING_KINDS = dict(
+    all_null_annotation=('annotation null in every frame (the dataset '
+                         'ignores it)'),
+    empty_mask='non-null mask without pixels',
+    null_mismatch=('bbox or area given where the mask is null, or null '
+                   'where it is not'),
+    video_without_annotations=('video without annotations in a split with '
+                               'annotations'),
+    duplicate_frame='frame file listed more than once',
+)
+
+
+def _with_severity(severity: str,
+                   kinds: Dict[str, str]) -> Dict[str, Tuple[str, str]]:
+    return {kind: (severity, what) for kind, what in kinds.items()}
+
+
+# kind -> (severity, what it means); errors first, then warnings
 PROBLEM_KINDS: Dict[str, Tuple[str, str]] = {
-    'structure': ('error', 'malformed JSON structure'),
-    'duplicate_id': ('error', 'duplicate video / annotation / category id'),
-    'unknown_id': ('error', 'annotation references an unknown video or '
-                   'category'),
-    'category_names': ('error', 'classes of --version missing from the '
-                       'categories'),
-    'empty_video': ('error', 'video without frames'),
-    'frame_count': ('error', "'length' or a per-frame list disagrees with "
-                    "'file_names'"),
-    'bad_path': ('error', 'frame path absolute or outside the image folder'),
-    'missing_frame': ('error', 'frame file missing'),
-    'bad_frame': ('error', 'frame file does not decode (corrupt or '
-                  'truncated)'),
-    'frame_size': ('error', 'frame size differs from the video size'),
-    'bad_mask': ('error', 'segmentation does not decode (garbage RLE, '
-                 'wrong size, bad polygon)'),
-    'bad_bbox': ('error', 'bbox malformed or of negative size'),
-    'area_mismatch': ('error', "mask area differs from 'areas'"),
-    'bbox_mismatch': ('error', 'bbox differs from the mask box'),
-    'all_null_annotation': ('warning', 'annotation null in every frame '
-                            '(the dataset ignores it)'),
-    'empty_mask': ('warning', 'non-null mask without pixels'),
-    'null_mismatch': ('warning', 'bbox or area given where the mask is '
-                      'null, or null where it is not'),
-    'video_without_annotations': ('warning', 'video without annotations in '
-                                  'a split with annotations'),
-    'duplicate_frame': ('warning', 'frame file listed more than once'),
+    **_with_severity('error', _ERROR_KINDS),
+    **_with_severity('warning', _WARNING_KINDS)
 }
 
 
