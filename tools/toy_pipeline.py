@@ -188,6 +188,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='CPU threads of every run (configs: 2; same seed + same '
         'threads = same numbers on one machine)')
     parser.add_argument(
+        '--no-pictures',
+        action='store_true',
+        help='do not draw the long-video strip (ground truth, baseline, '
+        'OOKD) and the student video')
+    parser.add_argument(
         '--verbose',
         action='store_true',
         help='print the full mmengine console of every run (environment, '
@@ -586,6 +591,8 @@ def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
         if args.shared_teacher and not shared:
             shared = {'teacher': deps['teacher']} if 'teacher' in deps else {}
     report(rows, args, console)
+    if not getattr(args, 'no_pictures', False):
+        pictures(rows, args, console)
     console.print(f'total wall time {time.time() - t0:.0f} s')
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
@@ -623,6 +630,63 @@ def report(rows: List[Dict], args: argparse.Namespace,
         console.print(sentence)
     console.print(f'all columns (AP50, AR@10, AssA, IDF1_S): {path}')
     return path
+
+
+def _track_strip():
+    """``tools/analysis/track_strip.py`` as a module."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'mmookd_track_strip', osp.join(ROOT, 'tools/analysis/track_strip.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pictures(rows: List[Dict], args: argparse.Namespace,
+             console: StageConsole) -> Optional[Dict[str, str]]:
+    """Next to the table: a PNG strip of the long_val video with the most
+    instances (ground truth, baseline, OOKD student; a predicted track has
+    the colour of the ground-truth instance it matches) and an mp4 of the
+    student on that video, both of the first seed, named on the console.
+
+    Existing pictures are kept: reused when no row was trained in this
+    run, else the new ones get timestamped names beside them."""
+    base_name, student_name = RUNS['baseline'][0], RUNS['student'][0]
+    seed = rows[0]['seed'] if rows else None
+    base = next(
+        (r for r in rows if r['name'] == base_name and r['seed'] == seed),
+        None)
+    student = next(
+        (r for r in rows
+         if r['name'].startswith(student_name) and r['seed'] == seed), None)
+    if base is None or student is None:
+        return None
+    out = osp.join(args.work_dir, 'strip_long_val.png')
+    out_video = osp.join(args.work_dir, 'student_long_val.mp4')
+    trained = any(r.get('trained', True) for r in rows)
+    if osp.isfile(out) and osp.isfile(out_video) and not trained:
+        console.print(f'pictures: reusing {out} and {out_video}')
+        return dict(out=out, out_video=out_video)
+    out, out_video = free_path(out), free_path(out_video)
+    strip = _track_strip()
+    ann_file = osp.join(args.data_root, 'annotations', 'toyvis_long_val.json')
+    video_id = strip.video_with_most_instances(ann_file)
+    with console.stage(f'pictures: long_val video {video_id}',
+                       osp.join(args.work_dir, LOG_NAME)) as stage:
+        strip.make_strip(
+            osp.join(ROOT, RUNS['baseline'][1]),
+            [base['checkpoint'], student['checkpoint']],
+            [base_name, student['name']],
+            out,
+            ann_file=ann_file,
+            img_dir=osp.join(args.data_root, 'long_val', 'JPEGImages'),
+            video_id=video_id,
+            out_video=out_video,
+            progress=stage.update)
+    console.print(f'strip (ground truth, baseline, OOKD; a track has the '
+                  f'colour of the instance it matches): {out}')
+    console.print(f'OOKD student on that video: {out_video}')
+    return dict(out=out, out_video=out_video)
 
 
 if __name__ == '__main__':

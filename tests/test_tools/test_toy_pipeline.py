@@ -4,6 +4,7 @@ evaluation reports."""
 import os
 import os.path as osp
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -200,6 +201,21 @@ def test_console_is_short_and_the_runs_talk_to_their_logs(
         return dict(_row(name, seed, ap, ap / 2), checkpoint=key)
 
     monkeypatch.setattr(toy_pipeline, 'run', fake_run)
+    drawn = []
+
+    def fake_make_strip(config, checkpoints, names, out, progress, **kw):
+        for i in range(10):
+            print('Loads checkpoint by local backend')
+            progress(i + 1, 10)
+        for path in (out, kw['out_video']):
+            with open(path, 'x') as f:
+                f.write('picture')
+        drawn.append((checkpoints, names, kw['video_id']))
+
+    monkeypatch.setattr(
+        toy_pipeline, '_track_strip', lambda: SimpleNamespace(
+            make_strip=fake_make_strip,
+            video_with_most_instances=lambda ann: 7))
     monkeypatch.setattr(toy_pipeline, 'generate_toyvis', lambda root, **kw: {
         'train': '',
         'val': ''
@@ -225,8 +241,9 @@ def test_console_is_short_and_the_runs_talk_to_their_logs(
     assert 'warns' not in out.out + out.err
     train_lines = [ln for ln in lines if ': train [' in ln]
     # 2 header lines, 2 per row, a blank and a title, the table (2 + 3),
-    # a blank, 3 sentences, the full table's path, the wall time
-    assert len(train_lines) == 3 and len(lines) == 2 + 6 + 2 + 5 + 1 + 5
+    # a blank, 3 sentences, the full table's path, 3 lines of pictures,
+    # the wall time
+    assert len(train_lines) == 3 and len(lines) == 2 + 6 + 2 + 5 + 1 + 8
     assert all('(1 warning), log ' in ln for ln in train_lines)
     log = (tmp_path / 'work' / 'baseline' / toy_pipeline.LOG_NAME).read_text()
     assert 'config dump line 199' in log and 'Iter(train) [200/200]' in log
@@ -234,7 +251,16 @@ def test_console_is_short_and_the_runs_talk_to_their_logs(
     assert '| model | seed | AP | AP_S | AP_L | HOTA_S | HOTA_L | IDF1_L |' \
         in out.out
     assert 'AR10_S' not in out.out
-    assert sum(ln.endswith('.') for ln in lines[-6:]) >= 3
+    assert sum(ln.endswith('.') for ln in lines) == 3  # the reading
+    assert drawn[0] == (['baseline', 'student'], [BASE, OOKD], 7)
+    work = tmp_path / 'work'
+    assert 'pictures: long_val video 7 [####################] 10/10' in \
+        out.out
+    assert f'{work / "strip_long_val.png"}' in out.out
+    assert f'OOKD student on that video: {work / "student_long_val.mp4"}' \
+        in out.out
+    # the second run trained (stand-ins say so): new pictures beside
+    assert len(drawn) == 2 and len(list(work.glob('strip_long_val*'))) == 2
     tables = sorted((tmp_path / 'work').glob('results*.md'))
     assert len(tables) == 2
     assert f'all columns (AP50, AR@10, AssA, IDF1_S): {tables[0]}' in out.out
