@@ -1,6 +1,6 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """Config helpers shared by the tools, the main job and the tests."""
-from typing import Any, Dict, Set
+from typing import Any, Dict, Optional, Set
 
 from mmengine.config import Config, ConfigDict
 
@@ -101,4 +101,62 @@ def remap_data_roots(cfg: Config, mapping: Dict[str, str]) -> Config:
                 cfg[key] = ConfigDict(cfg[key])
     if isinstance(cfg.get('data_root'), str):
         cfg.data_root = remap(cfg.data_root)
+    return cfg
+
+
+def drop_checkpoints(cfg: Config) -> Config:
+    """No checkpoint to load anywhere: random weights, for tests and timings
+    that run without any weight file.
+
+    Clears ``load_from``; an OOKD model's ``teacher`` gets no ``checkpoint``
+    and ``online_checkpoint=None`` in its ``cfg_options`` (a random
+    teacher); an offline teacher's ``online_checkpoint`` (its frozen IDOL)
+    is cleared. Other weight files (e.g. a metric's or a companion loss's
+    RAFT ``checkpoint``) are left alone. Modifies ``cfg`` in place.
+    """
+    cfg.load_from = None
+    model = cfg.model
+    if model.get('teacher') is not None:
+        model.teacher.checkpoint = None
+        model.teacher.cfg_options = dict(
+            model.teacher.get('cfg_options') or {}, online_checkpoint=None)
+    if 'online_checkpoint' in model:
+        model.online_checkpoint = None
+    return cfg
+
+
+def fix_resize_scales(cfg: Config,
+                      loader: str = 'train_dataloader',
+                      which: str = 'min',
+                      short_side: Optional[int] = None) -> Config:
+    """Fix the resizes of the pipeline of ``cfg[loader]`` to one scale.
+
+    Every ``RandomChoiceResize`` keeps its smallest (``which='min'``) or
+    largest (``'max'``) scale, by short side; ``Resize`` is left as it is.
+    With ``short_side``, every ``RandomChoiceResize`` and ``Resize`` gets
+    ``(2 * short_side, short_side)`` instead (a reduced scale, the long
+    side capped at twice the short one). Modifies ``cfg`` in place.
+    """
+    if which not in ('min', 'max'):
+        raise ValueError(f"which must be 'min' or 'max', got {which!r}")
+    pick = min if which == 'min' else max
+
+    def scale(scales):
+        if short_side is None:
+            return pick(scales, key=lambda s: min(s))
+        return (2 * short_side, short_side)
+
+    def visit(node):
+        if isinstance(node, dict):
+            if node.get('type') == 'RandomChoiceResize' and node.get('scales'):
+                node['scales'] = [scale(node['scales'])]
+            elif node.get('type') == 'Resize' and short_side is not None:
+                node['scale'] = scale([node['scale']])
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(cfg[loader])
     return cfg

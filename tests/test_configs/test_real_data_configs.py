@@ -50,6 +50,7 @@ from mmengine.registry import init_default_scope
 
 from mmookd.datasets.realshape import generate_realshape
 from mmookd.utils import remap_data_roots
+from mmookd.utils.config_utils import drop_checkpoints, fix_resize_scales
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 REAL_CONFIGS = sorted(
@@ -119,14 +120,7 @@ def load_real_config(path: str, roots: Dict[str, str]) -> Config:
     used = [old for old in KINDS if old in cfg.pretty_text]
     assert used, f'{rel(path)} reads none of the known data roots'
     remap_data_roots(cfg, {old: roots[KINDS[old]] for old in used})
-    cfg.load_from = None
-    model = cfg.model
-    if model.get('teacher') is not None:  # OOKD: a random teacher
-        model.teacher.checkpoint = None
-        model.teacher.cfg_options = dict(
-            model.teacher.get('cfg_options') or {}, online_checkpoint=None)
-    if 'online_checkpoint' in model:  # offline teacher: a random IDOL
-        model.online_checkpoint = None
+    drop_checkpoints(cfg)  # OOKD: a random teacher; teacher: a random IDOL
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if cfg.get(key):
             cfg[key].update(num_workers=0, persistent_workers=False)
@@ -262,33 +256,6 @@ def test_train_pipeline_yields_100_samples(paths, realshape_roots):
                 assert bool(((boxes[:, 2:] - boxes[:, :2]) > 1e-5).all())
 
 
-def set_resize_scales(cfg: Config,
-                      loader: str,
-                      short_side: int = None) -> None:
-    """Fix every resize of a loader's pipeline to its smallest scale
-    (``short_side=None``: a real scale of the config) or to ``short_side``
-    (reduced, long side capped at twice that: the budget runs)."""
-
-    def scale(old):
-        if short_side is None:
-            return min(old, key=lambda s: min(s))
-        return (2 * short_side, short_side)
-
-    def visit(node):
-        if isinstance(node, dict):
-            if node.get('type') == 'RandomChoiceResize' and node.get('scales'):
-                node['scales'] = [scale(node['scales'])]
-            elif node.get('type') == 'Resize' and short_side is not None:
-                node['scale'] = scale([node['scale']])
-            for v in node.values():
-                visit(v)
-        elif isinstance(node, list):
-            for v in node:
-                visit(v)
-
-    visit(cfg[loader])
-
-
 @pytest.mark.parametrize(
     'paths', [p for _, p in ITERATION_GROUPS],
     ids=[group_id(p) for _, p in ITERATION_GROUPS])
@@ -299,8 +266,11 @@ def test_one_training_iteration(paths, realshape_roots):
     if not (full or ALL_ITERATIONS):
         pytest.skip('set MMOOKD_ALL_CONFIG_ITERATIONS=1 (budget; see top)')
     cfg = load_real_config(paths[0], realshape_roots)
-    set_resize_scales(cfg, 'train_dataloader',
-                      None if full else REDUCED_SHORT_SIDE)
+    # the smallest training scale (a real one) or the reduced one
+    fix_resize_scales(
+        cfg,
+        'train_dataloader',
+        short_side=None if full else REDUCED_SHORT_SIDE)
     if needs_missing_weights(cfg):
         # e.g. RAFT flow: weights are never downloaded; building the model
         # must name the missing file
@@ -384,7 +354,8 @@ def test_one_video_through_test_pipeline_and_evaluator(paths, realshape_roots,
     seed_everything(0)
     cfg = load_real_config(paths[0], realshape_roots)
     if rel(paths[0]) not in FULL_SCALE_TEST:
-        set_resize_scales(cfg, 'test_dataloader', REDUCED_SHORT_SIDE)
+        fix_resize_scales(
+            cfg, 'test_dataloader', short_side=REDUCED_SHORT_SIDE)
     test_set = cfg.test_dataloader.dataset
     for member in test_set.get('datasets', [test_set]):
         member.serialize_data = False  # so a video can be shortened

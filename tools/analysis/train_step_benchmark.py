@@ -32,6 +32,7 @@ from mmengine.registry import init_default_scope
 import mmookd  # noqa: F401  (registers the plugin)
 from mmookd.utils import set_data_root
 from mmookd.utils.cli import add_debug_argument, run_cli
+from mmookd.utils.config_utils import drop_checkpoints, fix_resize_scales
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -56,35 +57,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def fix_train_scale(cfg: Config, which: str) -> None:
-    """Every ``RandomChoiceResize`` of the train loader keeps one scale."""
-    pick = min if which == 'min' else max
-
-    def visit(node):
-        if isinstance(node, dict):
-            if node.get('type') == 'RandomChoiceResize' and node.get('scales'):
-                node['scales'] = [pick(node['scales'], key=lambda s: min(s))]
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, list):
-            for value in node:
-                visit(value)
-
-    visit(cfg.train_dataloader)
-
-
-def random_weights(cfg: Config) -> None:
-    """No checkpoint anywhere: timing needs none, and none may exist."""
-    cfg.load_from = None
-    model = cfg.model
-    if model.get('teacher') is not None:
-        model.teacher.checkpoint = None
-        model.teacher.cfg_options = dict(
-            model.teacher.get('cfg_options') or {}, online_checkpoint=None)
-    if 'online_checkpoint' in model:
-        model.online_checkpoint = None
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.threads:
@@ -94,9 +66,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg.merge_from_dict(args.cfg_options)
     if args.data_root:
         set_data_root(cfg, args.data_root)
-    random_weights(cfg)
+    drop_checkpoints(cfg)  # timing needs none, and none may exist
     if args.scale != 'config':
-        fix_train_scale(cfg, args.scale)
+        fix_resize_scales(cfg, 'train_dataloader', which=args.scale)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     model = MODELS.build(cfg.model).to(args.device)
