@@ -25,13 +25,7 @@ init_default_scope('mmdet')
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CFG = osp.join(REPO, 'configs/toy/vita-teacher_r18-tiny_1xb2-toyvis.py')
 
-
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def build_teacher(**train_cfg):
