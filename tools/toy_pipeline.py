@@ -11,7 +11,18 @@
    samples with QFA + cosine KD from the teacher and Minor-Paste (Sec.
    3.3-3.4);
 5. evaluate all three on val (short) and long_val (long), YouTube-VIS 2022
-   style, and print the AP table.
+   style, and print the table (AP, AP_S, AP_L and TrackEval's HOTA / IDF1;
+   every column in ``results.md`` of the work dir) with three sentences
+   computed from it: which row is best where, by how much OOKD differs
+   from the baseline, whether that is beyond the seeds' spread;
+6. draw ``strip_long_val.png`` (a long_val video: ground truth, baseline,
+   OOKD; a track has the colour of the instance it matches) and
+   ``student_long_val.mp4`` in the work dir (``--no-pictures``: not).
+
+The console has one line per stage (training, evaluation) with a progress
+bar; everything a run prints (mmengine's environment, config and logs,
+warnings) goes to ``toy_pipeline.log`` in its work dir (``--verbose``:
+to the console, as before).
 
 ``--ablation`` adds the paper's Tables 4-5 rows in miniature (KD without
 QFA, KD + QFA, Minor-Paste only), ``--companion`` the OOKD run plus each
@@ -489,7 +500,12 @@ def reading(rows: List[Dict], sizes: Dict[str, int]) -> List[str]:
         else:
             who = names[0]
         best.append((who, what))
-    if best[0][0] == best[1][0] and ' tie' not in best[0][0]:
+    if len(by_model) == 1:
+        out = [
+            f'Only {best[0][0]} ran: {best[0][1]} and {best[1][1]}'
+            f'{mean_of}.'
+        ]
+    elif best[0][0] == best[1][0] and ' tie' not in best[0][0]:
         out = [
             f'{best[0][0]} is the best row on both {best[0][1]} and '
             f'{best[1][1]}{mean_of}.'

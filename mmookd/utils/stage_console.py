@@ -27,6 +27,7 @@ import contextlib
 import logging
 import os
 import os.path as osp
+import shutil
 import sys
 import time
 import warnings
@@ -209,7 +210,11 @@ class StageConsole:
             self.print(text)
         elif self.tty and now - stage._last_draw >= self.interval:
             stage._last_draw = now
-            self.stream.write('\r\x1b[K' + stage.text(now, False))
+            # a redrawn line must not wrap: \r only goes back to the start
+            # of the terminal's last row
+            width = shutil.get_terminal_size((100, 24)).columns
+            self.stream.write('\r\x1b[K' +
+                              stage.text(now, False)[:max(width - 1, 20)])
             self.stream.flush()
 
     @contextlib.contextmanager
@@ -220,7 +225,7 @@ class StageConsole:
         discarded), one line on the console says how it went."""
         stage = Stage(self, label, log_file)
         if self.verbose:
-            self.print(f'{label}' + (f' (log {log_file})' if log_file else ''))
+            self.print(label)
             yield stage
             return
         if log_file:

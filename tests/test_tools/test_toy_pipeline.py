@@ -138,6 +138,11 @@ def test_reading_one_seed_wins_and_loses_and_the_spread_is_unknown():
     assert diff == (f'{OOKD} trails {BASE} by 0.004 AP_S on short videos '
                     'and beats it by 0.018 AP_L on long videos.')
     assert 'spread is unknown' in spread and '--seeds 0 1 2' in spread
+    # one row only: what it scored, nothing to compare
+    assert toy_pipeline.reading(rows[:1], SIZES) == [
+        f'Only {BASE} ran: short videos (val, 8 videos, AP_S 0.254) and '
+        'long videos (long_val, 6 videos, AP_L 0.051).'
+    ]
     # one row best on both splits
     rows[2] = _row(OOKD, 0, 0.300, 0.069)
     assert toy_pipeline.reading(
