@@ -368,6 +368,9 @@ def make_strip(
                          'names: give one name per checkpoint')
     for path in (out, out_video):
         cli.check_new_file(path, 'output', force)
+    for ckpt in checkpoints:  # before any frame is read
+        if not osp.isfile(ckpt):
+            raise FileNotFoundError(f'checkpoint not found: {ckpt}')
     if source is not None:
         frames = []
         for frame in apis.open_frame_source(source):
