@@ -280,7 +280,7 @@ def knowledge_bank_stage(args: argparse.Namespace,
         os.makedirs(osp.dirname(osp.abspath(args.bank)), exist_ok=True)
         cfg.model.online_checkpoint = None
         log = osp.join(args.work_dir, LOG_NAME)
-        with console.stage(f'knowledge bank {args.bank}', log):
+        with console.stage(f'knowledge bank: building {args.bank} in', log):
             build_knowledge_bank(cfg, teacher_ckpt, out=args.bank)
     return setting
 
