@@ -104,6 +104,20 @@ def remap_data_roots(cfg: Config, mapping: Dict[str, str]) -> Config:
     return cfg
 
 
+def _drop_remote_init(node) -> None:
+    """Set every ``Pretrained`` ``init_cfg`` read from a URL to None."""
+    if isinstance(node, dict):
+        init = node.get('init_cfg')
+        if isinstance(init, dict) and init.get('type') == 'Pretrained' \
+                and '://' in str(init.get('checkpoint', '')):
+            node['init_cfg'] = None
+        for value in node.values():
+            _drop_remote_init(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _drop_remote_init(value)
+
+
 def drop_checkpoints(cfg: Config) -> Config:
     """No checkpoint to load anywhere: random weights, for tests and timings
     that run without any weight file.
@@ -111,11 +125,15 @@ def drop_checkpoints(cfg: Config) -> Config:
     Clears ``load_from``; an OOKD model's ``teacher`` gets no ``checkpoint``
     and ``online_checkpoint=None`` in its ``cfg_options`` (a random
     teacher); an offline teacher's ``online_checkpoint`` (its frozen IDOL)
-    is cleared. Other weight files (e.g. a metric's or a companion loss's
-    RAFT ``checkpoint``) are left alone. Modifies ``cfg`` in place.
+    is cleared; a ``Pretrained`` ``init_cfg`` from a URL (mmdet's own
+    configs inherited with ``mmdet::``, e.g. ``configs/mixin/``) becomes
+    None, so nothing is downloaded. Other weight files (e.g. a metric's or
+    a companion loss's RAFT ``checkpoint``) are left alone. Modifies
+    ``cfg`` in place.
     """
     cfg.load_from = None
     model = cfg.model
+    _drop_remote_init(model)
     if model.get('teacher') is not None:
         model.teacher.checkpoint = None
         model.teacher.cfg_options = dict(

@@ -14,19 +14,20 @@
 #   and dropped from the exported student
 #   (`python -m mmookd.apis.export_student`), which loads into plain IDOL.
 #
-# Order: train ./mask2former-vis_r18-tiny_1xb2-toyvis.py, then this config.
+# Order: train ./mask2former-vis_r18-tiny_1xb2-toyvis.py, then this config
+# (or build a knowledge bank from ./mask2former-vis-teacher_r18-tiny_toyvis.py
+# and that checkpoint first and set model.knowledge_bank).
 _base_ = ['../ookd_r18-tiny_1xb2-toyvis.py']
 
-teacher_config = '{{ fileDirname }}/mask2former-vis_r18-tiny_1xb2-toyvis.py'
 model = dict(
     teacher=dict(
         _delete_=True,
-        config=teacher_config,
-        # default work_dir of `tools/train.py` for the teacher config
-        checkpoint='work_dirs/mask2former-vis_r18-tiny_1xb2-toyvis/'
-        'iter_600.pth',
         # mmdet's Mask2FormerVideo + the teacher interface
-        cfg_options=dict(type='Mask2FormerVISTeacher')),
+        config='{{ fileDirname }}/mask2former-vis-teacher_r18-tiny_toyvis.py',
+        # the default work_dir of `tools/train.py` for the Mask2Former-VIS
+        # config (the teacher config's base)
+        checkpoint='work_dirs/mask2former-vis_r18-tiny_1xb2-toyvis/'
+        'iter_600.pth'),
     # eq. 4 on proj(f) vs the teacher's f_off: student embedding width 64
     # -> the teacher's feat_channels 32 (FitNets-style regressor)
     loss_kd=dict(
