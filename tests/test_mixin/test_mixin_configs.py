@@ -153,3 +153,24 @@ def test_real_foreign_teacher_builds_behind_the_adapter():
     assert cfg.model.loss_kd.out_channels == \
         model.track_head.decoder_embed_dims
     assert not model.training
+
+
+def test_drop_checkpoints_clears_url_initialisations():
+    """mmdet's bases initialise from URLs; the tests download nothing."""
+    from mmookd.utils.config_utils import drop_checkpoints
+    url = dict(type='Pretrained', checkpoint='https://x/y.pth')
+    tv = dict(type='Pretrained', checkpoint='torchvision://resnet50')
+    local = dict(type='Pretrained', checkpoint='checkpoints/local.pth')
+    cfg = Config(
+        dict(
+            load_from=None,
+            model=dict(
+                type='MaskTrackRCNN',
+                detector=dict(init_cfg=url, backbone=dict(init_cfg=tv)),
+                neck=dict(init_cfg=local),
+                heads=[dict(init_cfg=url)])))
+    drop_checkpoints(cfg)
+    assert cfg.model.detector.init_cfg is None
+    assert cfg.model.detector.backbone.init_cfg is None
+    assert cfg.model.heads[0].init_cfg is None
+    assert cfg.model.neck.init_cfg.checkpoint == 'checkpoints/local.pth'
