@@ -30,8 +30,10 @@ companion distillation term (docs/companion_losses.md), ``--tc`` paper A's
 temporal consistency next to AP (flow from OpenCV's DIS: no weights
 needed), and ``--seeds`` repeats the fine-tuning runs (``--shared-teacher``:
 every seed distils from the first seed's teacher; ``--teacher-checkpoint``:
-from a teacher trained before), ``--bank`` builds the offline knowledge
-bank once after the teacher and distils the QFA rows from it,
+from a teacher trained before). The offline knowledge bank is built once
+after each teacher (the teacher over every whole training video) and the
+QFA rows distil from it (``--bank``: its file; ``--online-teacher``: no
+bank, the teacher runs on each training sample instead),
 ``--out-json`` writes the AP rows of a benchmark and ``--threads`` fixes
 every run's thread count (same seed + threads = same numbers). Existing
 data and
@@ -116,18 +118,25 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--data-root', default='data/toyvis')
+    parser.add_argument(
+        '--data-root',
+        default='data/toyvis_main',
+        help='ToyVIS root of this job (default: the generator\'s train '
+        'split with 24 val / 12 long_val videos, enough to rank the rows; '
+        'data/toyvis, the configs\' root, has the generator\'s 8 / 6)')
     parser.add_argument('--work-dir', default='work_dirs/toy_pipeline')
     parser.add_argument(
         '--num-val',
         type=int,
-        help='ToyVIS val videos (generator default: 8); the train split '
-        'does not change, a larger val split keeps the first videos. Use a '
-        'data root of its own: an existing dataset is never replaced')
+        help='ToyVIS val videos (default: 24 for a new data root, what an '
+        'existing one has otherwise; generator default: 8); the train '
+        'split does not change, a larger val split keeps the first videos. '
+        'Use a data root of its own: an existing dataset is never replaced')
     parser.add_argument(
         '--num-long-val',
         type=int,
-        help='ToyVIS long_val videos (generator default: 6)')
+        help='ToyVIS long_val videos (default: 12 for a new data root, what '
+        'an existing one has otherwise; generator default: 6)')
     parser.add_argument(
         '--iters',
         type=int,
@@ -184,11 +193,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--force', action='store_true', help='overwrite --out if it exists')
     parser.add_argument(
         '--bank',
-        help='knowledge bank file: built once after the teacher (the '
-        'teacher over every whole training video), the distilled rows then '
-        'read it instead of running the teacher (their own work dirs, '
-        '*_bank); an existing file is reused if it matches the teacher and '
-        'data, refused otherwise')
+        help='knowledge bank file (default: banks/ in the work dir, one per '
+        'teacher checkpoint): built once after the teacher (the teacher '
+        'over every whole training video, paper Sec. 3.2), the distilled '
+        'rows then read it instead of running the teacher (their own work '
+        'dirs, *_bank); an existing file is reused if it matches the '
+        'teacher and data, refused otherwise')
+    parser.add_argument(
+        '--online-teacher',
+        action='store_true',
+        help='no knowledge bank: the distilled rows run the frozen teacher '
+        'on each training sample\'s frames')
     parser.add_argument(
         '--out-json',
         help='also write rows {model, seed, AP, AP_S, AP_L, num_val, '
@@ -245,8 +260,8 @@ def build_cfg(config: str, args: argparse.Namespace, work_dir: str,
 
 def uses_bank(config: str, args: argparse.Namespace) -> bool:
     """A distilled row (cosine KD, no extra term that reads the offline
-    teacher outputs) run with ``--bank``."""
-    if not getattr(args, 'bank', None) or config == TEACHER_CFG:
+    teacher outputs) run without ``--online-teacher``."""
+    if getattr(args, 'online_teacher', False) or config == TEACHER_CFG:
         return False
     model = Config.fromfile(osp.join(ROOT, config)).model
     extra = model.get('extra_distill') or []
@@ -267,22 +282,52 @@ def knowledge_bank_stage(args: argparse.Namespace,
     console = console or StageConsole(verbose=True)
     cfg = build_cfg(TEACHER_CFG, args, args.work_dir, 0)
     train = cfg.train_dataloader.dataset
+    path = bank_path(args, teacher_ckpt)
     setting = dict(
-        path=args.bank,
+        path=path,
         teacher_config=osp.join(ROOT, TEACHER_CFG),
         teacher_checkpoint=teacher_ckpt,
         ann_file=osp.join(train.data_root, train.ann_file))
-    if osp.isfile(args.bank):
-        KnowledgeBank.load(args.bank).check(setting['teacher_config'],
-                                            teacher_ckpt, setting['ann_file'])
-        console.print(f'knowledge bank: reusing {args.bank}')
+    if osp.isfile(path):
+        KnowledgeBank.load(path).check(setting['teacher_config'], teacher_ckpt,
+                                       setting['ann_file'])
+        console.print(f'knowledge bank: reusing {path}')
     else:
-        os.makedirs(osp.dirname(osp.abspath(args.bank)), exist_ok=True)
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
         cfg.model.online_checkpoint = None
         log = osp.join(args.work_dir, LOG_NAME)
-        with console.stage(f'knowledge bank: building {args.bank} in', log):
-            build_knowledge_bank(cfg, teacher_ckpt, out=args.bank)
+        with console.stage(f'knowledge bank: building {path} in', log):
+            build_knowledge_bank(cfg, teacher_ckpt, out=path)
     return setting
+
+
+def split_options(data_root: str, num_val: Optional[int],
+                  num_long_val: Optional[int]) -> Dict[str, int]:
+    """The evaluation split sizes to generate ToyVIS with: the given ones;
+    for one not given, what an existing dataset at ``data_root`` has, else
+    24 val / 12 long_val videos (enough to rank the main job's rows)."""
+    from mmookd.datasets.toyvis import TOYVIS_META_FILE
+    meta_file = osp.join(data_root, TOYVIS_META_FILE)
+    existing = {}
+    if osp.isfile(meta_file):
+        with open(meta_file) as f:
+            existing = json.load(f).get('options', {})
+    sizes = {}
+    for key, given, default in (('num_val', num_val, 24), ('num_long_val',
+                                                           num_long_val, 12)):
+        sizes[key] = given if given is not None else existing.get(key, default)
+    return sizes
+
+
+def bank_path(args: argparse.Namespace, teacher_ckpt: str) -> str:
+    """``--bank``, or by default one bank per teacher checkpoint under
+    ``banks/`` of the work dir (named after the teacher's run and
+    iteration, so every seed's teacher has its own)."""
+    if getattr(args, 'bank', None):
+        return args.bank
+    run_name = osp.basename(osp.dirname(osp.abspath(teacher_ckpt)))
+    stem = osp.splitext(osp.basename(teacher_ckpt))[0]
+    return osp.join(args.work_dir, 'banks', f'{run_name}_{stem}.pth')
 
 
 def json_rows(rows: List[Dict], args: argparse.Namespace) -> List[Dict]:
@@ -579,11 +624,7 @@ def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
         raise FileNotFoundError(
             f'--teacher-checkpoint: no such file {args.teacher_checkpoint}')
     t0 = time.time()
-    sizes = {
-        k: v
-        for k, v in (('num_val', args.num_val),
-                     ('num_long_val', args.num_long_val)) if v is not None
-    }
+    sizes = split_options(args.data_root, args.num_val, args.num_long_val)
     console = StageConsole(verbose=getattr(args, 'verbose', False))
     paths = generate_toyvis(args.data_root, **sizes)
     console.print(f'ToyVIS ready in {args.data_root} '

@@ -107,6 +107,27 @@ def test_bank_rows_threads_and_json_rows(tiny_toyvis, tmp_path):
     ]
 
 
+def test_main_job_defaults_bank_and_evaluation_sizes(tiny_toyvis, tmp_path):
+    # the bank is the default: one per teacher checkpoint in the work dir
+    args = toy_pipeline.parse_args(['--work-dir', str(tmp_path / 'w')])
+    student = toy_pipeline.RUNS['student'][1]
+    assert toy_pipeline.uses_bank(student, args)
+    ckpt = str(tmp_path / 'w' / 'teacher_seed1' / 'iter_600.pth')
+    assert toy_pipeline.bank_path(args, ckpt) == str(
+        tmp_path / 'w' / 'banks' / 'teacher_seed1_iter_600.pth')
+    online = toy_pipeline.parse_args(['--online-teacher'])
+    assert not toy_pipeline.uses_bank(student, online)
+    # a new data root gets 24 / 12 evaluation videos, an existing one keeps
+    # its own, explicit sizes win
+    new_root = str(tmp_path / 'new')
+    assert toy_pipeline.split_options(new_root, None, None) == dict(
+        num_val=24, num_long_val=12)
+    assert toy_pipeline.split_options(tiny_toyvis, None, None) == dict(
+        num_val=2, num_long_val=1)
+    assert toy_pipeline.split_options(tiny_toyvis, 5, None) == dict(
+        num_val=5, num_long_val=1)
+
+
 def _row(name, seed, ap_s, ap_l):
     return dict(
         name=name,
