@@ -174,3 +174,39 @@ def test_drop_checkpoints_clears_url_initialisations():
     assert cfg.model.detector.backbone.init_cfg is None
     assert cfg.model.heads[0].init_cfg is None
     assert cfg.model.neck.init_cfg.checkpoint == 'checkpoints/local.pth'
+
+
+def test_clip_paste_in_mmdets_pipeline(tiny_toyvis):
+    """Clip-Paste (``mode='clip'``) on mmdet's MaskTrack R-CNN samples:
+    pasted tubes get new ids, the same in both frames, boxes in the
+    image."""
+    import numpy as np
+    from mmdet.registry import DATASETS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(
+        osp.join(TOY, 'masktrack-rcnn_r18-tiny_1xb2-toyvis_minor-paste.py'))
+    set_data_root(cfg, tiny_toyvis)
+    paste = cfg.train_dataloader.dataset.pipeline[0]
+    paste.update(mode='clip', clip_paste_prob=1.0)
+    # where each pasted tube came from (for the check)
+    cfg.train_dataloader.dataset.pipeline[1].meta_keys = ('instance_sources', )
+    np.random.seed(0)
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    pasted = 0
+    for i in range(len(dataset)):  # one sample per video
+        sample = dataset[i]['data_samples']
+        ids = [set(f.gt_instances.instances_ids.tolist()) for f in sample]
+        sources = [f.metainfo['instance_sources'] for f in sample]
+        assert sources[0] == sources[1]
+        new = set(sources[0])
+        pasted += len(new)
+        # a pasted tube may be absent in a frame (as in its source clip)
+        assert new <= set.union(*ids)
+        for frame in sample:
+            boxes = frame.gt_instances.bboxes
+            boxes = getattr(boxes, 'tensor', boxes)
+            h, w = frame.img_shape[:2]
+            assert (boxes[:, 2] <= w + 1e-3).all()
+            assert (boxes[:, 3] <= h + 1e-3).all()
+    assert pasted > 0
