@@ -24,6 +24,7 @@ from mmookd.datasets.checker import (
 )
 from mmookd.datasets.transforms.loading import jpeg_truncated
 from mmookd.datasets.ytvis import VISDataError
+from mmookd.utils.cli import run_cli
 
 init_default_scope('mmdet')
 H, W = 32, 48  # the frame size of conftest's tiny dataset
@@ -320,7 +321,7 @@ def test_cli(make_ytvis, tmp_path_factory, capsys):
     assert saved['counts'] == {'bad_frame': 1, 'area_mismatch': 1}
     assert 'vid_a/00003.jpg' in saved['problems']['bad_frame'][0]
     # the report is never overwritten
-    assert tool.main(args + ['--out', str(report)]) == 2
+    assert run_cli(tool.main, args + ['--out', str(report)]) == 2
     assert 'exists' in capsys.readouterr().err
     report.unlink()
     # the data is read only
@@ -340,9 +341,8 @@ def test_cli_bad_arguments(make_ytvis, capsys, argv, fragment):
     argv = [
         a.format(ann=info['ann_file'], img=info['img_prefix']) for a in argv
     ]
-    with pytest.raises(SystemExit) as e:
-        code = tool.main(argv)
-        raise SystemExit(code)
+    with pytest.raises(SystemExit) as e:  # argparse's errors exit itself
+        raise SystemExit(run_cli(tool.main, argv))
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith('error: ') and err.count('\n') == 1, err
@@ -350,9 +350,10 @@ def test_cli_bad_arguments(make_ytvis, capsys, argv, fragment):
 
 
 def test_cli_corrupt_json(tmp_path, capsys):
+    """Not a dataset with problems but an unreadable input: status 2."""
     ann = tmp_path / 'broken.json'
     ann.write_text('{"videos": [')
-    assert load_tool().main([str(ann), str(tmp_path)]) == 1
+    assert run_cli(load_tool().main, [str(ann), str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith('error: ') and 'broken.json' in err
     assert 'corrupt JSON' in err and err.count('\n') == 1

@@ -7,8 +7,9 @@ of problems per kind with the first examples, each naming the file, video,
 frame and annotation.
 
 Exit status: 0 no errors (warnings are printed), 1 errors found (or
-warnings with ``--strict``; also an annotation file that is not JSON), 2 bad
-arguments or a missing / unreadable annotation file or image folder.
+warnings with ``--strict``), 2 bad arguments, a missing or unreadable
+annotation file (also one that is not JSON), a missing image folder or an
+existing ``--out``: one ``error: ...`` line (``--debug``: the traceback).
 
 Example::
 
@@ -24,7 +25,8 @@ import time
 from typing import List, NoReturn, Optional
 
 from mmookd.datasets.checker import check_vis_dataset
-from mmookd.datasets.ytvis import VIS_METAINFOS, VISDataError
+from mmookd.datasets.ytvis import VIS_METAINFOS
+from mmookd.utils import cli
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,8 +65,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='check the JSON and masks only, not the frame files')
     parser.add_argument(
         '--strict', action='store_true', help='warnings also fail (exit 1)')
-    parser.add_argument(
-        '--debug', action='store_true', help='tracebacks for errors')
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.workers < 0:
         parser.error(f'--workers must be >= 0, got {args.workers}')
@@ -73,44 +74,35 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def _check_paths(args: argparse.Namespace) -> Optional[str]:
+def _check_paths(args: argparse.Namespace) -> None:
+    """The inputs exist and ``--out`` does not, before anything is read."""
     if not osp.isfile(args.ann_file):
-        return f'annotation file not found: {args.ann_file}'
+        raise FileNotFoundError(f'annotation file not found: {args.ann_file}')
     if not osp.isdir(args.img_root):
-        return f'image folder not found: {args.img_root}'
+        raise FileNotFoundError(f'image folder not found: {args.img_root}')
     if args.out is not None:
         out = osp.abspath(args.out)
         if osp.exists(out):
-            return f'--out {args.out} exists (reports never overwrite)'
+            raise FileExistsError(
+                f'--out {args.out} exists (reports never overwrite)')
         if not osp.isdir(osp.dirname(out)):
-            return f'--out folder {osp.dirname(out)} does not exist'
-    return None
+            raise FileNotFoundError(
+                f'--out folder {osp.dirname(out)} does not exist')
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """The exit status of the check (0 clean, 1 problems found); raises on
+    bad input (``run_cli`` turns that into one ``error:`` line and status
+    2), e.g. ``VISDataError`` for an annotation file that is not JSON."""
     args = parse_args(argv)
-    problem = _check_paths(args)
-    if problem is not None:
-        print(f'error: {problem}', file=sys.stderr)
-        return 2
+    _check_paths(args)
     start = time.perf_counter()
-    try:
-        report = check_vis_dataset(
-            args.ann_file,
-            args.img_root,
-            version=args.version,
-            workers=args.workers,
-            check_frames=not args.skip_frames)
-    except VISDataError as e:  # not JSON, or not a JSON object
-        if args.debug:
-            raise
-        print(f'error: {e}', file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as e:
-        if args.debug:
-            raise
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    report = check_vis_dataset(
+        args.ann_file,
+        args.img_root,
+        version=args.version,
+        workers=args.workers,
+        check_frames=not args.skip_frames)
     print(report.format(args.max_examples))
     print(f'checked in {time.perf_counter() - start:.1f} s')
     if args.out is not None:
@@ -122,4 +114,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.run_cli(main))
