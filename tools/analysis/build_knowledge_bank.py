@@ -7,7 +7,8 @@ whole training video, one offline feature per ground-truth instance.
 
 Then distil from it: ``model.knowledge_bank=dict(path=..., teacher_config=
 TEACHER_CONFIG, teacher_checkpoint=TEACHER_CHECKPOINT, ann_file=...)`` in
-the OOKD config (``mmookd.apis.build_knowledge_bank``).
+the OOKD config (``mmookd.apis.build_knowledge_bank``). An existing bank
+file is never overwritten unless ``--force`` is given.
 """
 import argparse
 import os.path as osp
@@ -20,6 +21,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from mmookd.apis import build_knowledge_bank  # noqa: E402
 from mmookd.models.utils import KnowledgeBank  # noqa: E402
+from mmookd.utils import cli  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -30,6 +32,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='the trained teacher checkpoint')
     parser.add_argument('--out', required=True, help='the bank file')
     parser.add_argument(
+        '--force', action='store_true', help='overwrite --out if it exists')
+    parser.add_argument(
         '--data-root', help='read the data from here (default: config)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument(
@@ -38,11 +42,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='frames per online pass (default: the teacher test_cfg)')
     parser.add_argument(
         '--threads', type=int, help='CPU threads (torch.set_num_threads)')
+    cli.add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> KnowledgeBank:
     args = parse_args(argv)
+    # before the teacher is built and runs over the whole training set
+    for path, what in ((args.config, 'config file'), (args.checkpoint,
+                                                      'checkpoint')):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{what} not found: {path}')
+    cli.check_new_file(args.out, '--out', args.force)
     if args.threads:
         torch.set_num_threads(args.threads)
     return build_knowledge_bank(
@@ -55,4 +66,4 @@ def main(argv: Optional[List[str]] = None) -> KnowledgeBank:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.run_cli(main))

@@ -23,6 +23,8 @@ Examples::
         --shape 720 1280 --instances 10 50
     python tools/analysis/fast_path_benchmark.py configs/ookd_r50.py \\
         --shape 360 640 --network --compile
+
+An existing ``--out`` file is never overwritten unless ``--force`` is given.
 """
 import argparse
 import json
@@ -40,6 +42,7 @@ import torch
 sys.path.insert(0,
                 osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmookd import apis  # noqa: E402
+from mmookd.utils import cli  # noqa: E402
 
 DDETR_CONFIG = ('mmdet::deformable_detr/'
                 'deformable-detr-refine_r50_16xb2-50e_coco.py')
@@ -77,6 +80,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--device', default='cuda:0' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--out', help='also write the results as JSON')
+    parser.add_argument(
+        '--force', action='store_true', help='overwrite --out if it exists')
+    cli.add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -308,6 +314,7 @@ def ddetr_forward(model: Any, inputs: torch.Tensor, sample: Any) -> Any:
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
+    cli.check_new_file(args.out, '--out', args.force)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         model = apis.init_vis_model(args.config, device=args.device)
@@ -364,4 +371,4 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.run_cli(main))

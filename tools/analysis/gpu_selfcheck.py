@@ -25,8 +25,12 @@ Example::
 
     python tools/analysis/gpu_selfcheck.py --out work_dirs/selfcheck
     python tools/analysis/gpu_selfcheck.py --tiny --out /tmp/selfcheck
+
+The two files of an earlier run are never overwritten unless ``--force`` is
+given.
 """
 import argparse
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -45,6 +49,23 @@ HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(osp.dirname(HERE))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
+
+
+def _load_cli() -> Any:
+    """``mmookd.utils.cli`` (standard library only) from its file, without
+    importing ``mmookd``: a broken OpenMMLab install must only fail the
+    sections that need it, and still give a report."""
+    name = '_mmookd_cli_standalone'
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, osp.join(ROOT, 'mmookd', 'utils', 'cli.py'))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+cli = _load_cli()
 
 FULL = dict(
     idol='configs/idol/idol_r50_8xb4-12k_youtubevis2021.py',
@@ -70,6 +91,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='CUDA self-check, issue 15')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument(
+        '--force',
+        action='store_true',
+        help='overwrite the report of an earlier run in --out')
+    parser.add_argument(
         '--tiny', action='store_true', help='toy configs, tiny sizes')
     parser.add_argument(
         '--device', default='cuda:0' if torch.cuda.is_available() else 'cpu')
@@ -81,6 +106,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='*',
         default=[],
         choices=['attention', 'training', 'speed', 'memory'])
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
     args.configs = TINY if args.tiny else FULL
     args.shape = args.shape or ([64, 96] if args.tiny else [360, 640])
@@ -413,8 +439,16 @@ def _run(report: Dict[str, Any], key: str, fn: Callable) -> None:
     report.setdefault('seconds', {})[key] = time.perf_counter() - start
 
 
+def report_paths(out: str) -> List[str]:
+    """``gpu_selfcheck.json`` and ``gpu_selfcheck.md`` in ``out``."""
+    return [osp.join(out, f'gpu_selfcheck.{ext}') for ext in ('json', 'md')]
+
+
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
+    json_path, md_path = report_paths(args.out)
+    for path in (json_path, md_path):  # before the checks run (minutes)
+        cli.check_new_file(path, 'output', args.force)
     device = torch.device(args.device)
     env = dict(
         torch=torch.__version__,
@@ -441,14 +475,14 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     if 'memory' not in args.skip:
         _run(report, 'memory', lambda: check_memory(args))
     os.makedirs(args.out, exist_ok=True)
-    with open(osp.join(args.out, 'gpu_selfcheck.json'), 'w') as f:
+    with open(json_path, 'w') as f:
         json.dump(report, f, indent=2, default=str)
     text = markdown(report)
-    with open(osp.join(args.out, 'gpu_selfcheck.md'), 'w') as f:
+    with open(md_path, 'w') as f:
         f.write(text)
     print(text)
     return report
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.run_cli(main))

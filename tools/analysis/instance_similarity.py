@@ -8,6 +8,9 @@ student embedding is its own instance's.
     python tools/analysis/instance_similarity.py configs/toy/idol_...py \\
         --checkpoints baseline.pth student.pth --names baseline OOKD \\
         --splits train long_val --bank bank.pth --out-dir work_dirs/fig6
+
+Files in ``--out-dir`` (``instance_similarity.json`` and one PNG per split)
+are never overwritten unless ``--force`` is given.
 """
 import argparse
 import copy
@@ -22,6 +25,7 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 import mmookd  # noqa: E402,F401
+from mmookd.utils import cli  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -39,6 +43,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'named by their annotation file (toyvis_long_val.json -> long_val)')
     parser.add_argument('--bank', help='a knowledge bank of the train split')
     parser.add_argument('--out-dir', required=True)
+    parser.add_argument(
+        '--force',
+        action='store_true',
+        help='overwrite the files of an earlier run in --out-dir')
     parser.add_argument('--data-root', help='instead of the config\'s')
     parser.add_argument('--max-videos', type=int, help='per split')
     parser.add_argument(
@@ -48,6 +56,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='pairs drawn per instance (seeded)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int)
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.names and len(args.names) != len(args.checkpoints):
         parser.error('give one --names entry per checkpoint')
@@ -71,6 +80,11 @@ def split_datasets(cfg, splits: List[str]) -> Dict[str, dict]:
         raise ValueError(f'unknown split(s) {missing}; the config has '
                          f'{sorted(found)}')
     return {s: found[s] for s in splits}
+
+
+def png_path(out_dir: str, split: str) -> str:
+    """The histogram of one split."""
+    return osp.join(out_dir, f'instance_similarity_{split}.png')
 
 
 def save_histogram(sims: Dict[str, torch.Tensor], title: str,
@@ -111,6 +125,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
     from mmookd.models.utils import KnowledgeBank
     from mmookd.utils import set_data_root
     args = parse_args(argv)
+    # every input and output is checked before a model or dataset is built
+    inputs = [(args.config, 'config file'), (args.bank, 'knowledge bank')]
+    inputs += [(c, 'checkpoint') for c in args.checkpoints]
+    for path, what in inputs:
+        if path is not None and not osp.isfile(path):
+            raise FileNotFoundError(f'{what} not found: {path}')
     if args.threads:
         torch.set_num_threads(args.threads)
     init_default_scope('mmdet')
@@ -126,17 +146,22 @@ def main(argv: Optional[List[str]] = None) -> dict:
     names = args.names or [
         osp.splitext(osp.basename(c))[0] for c in args.checkpoints
     ]
+    split_cfgs = split_datasets(cfg, args.splits)
+    out_json = osp.join(args.out_dir, 'instance_similarity.json')
+    for path in [out_json] + [png_path(args.out_dir, s) for s in split_cfgs]:
+        cli.check_new_file(path, 'output', args.force)
+    # deep copy: mmdet's DETR builders edit nested configs in place; the
+    # first model is built before the data, so a bad model config is
+    # reported at once
+    model = MODELS.build(copy.deepcopy(model_cfg))
     bank = KnowledgeBank.load(args.bank) if args.bank else None
-    datasets = {
-        s: DATASETS.build(c)
-        for s, c in split_datasets(cfg, args.splits).items()
-    }
+    datasets = {s: DATASETS.build(c) for s, c in split_cfgs.items()}
     os.makedirs(args.out_dir, exist_ok=True)
     report: dict = {}
     sims: Dict[str, Dict[str, torch.Tensor]] = {s: {} for s in datasets}
-    for name, ckpt in zip(names, args.checkpoints):
-        # deep copy: mmdet's DETR builders edit nested configs in place
-        model = MODELS.build(copy.deepcopy(model_cfg))
+    for k, (name, ckpt) in enumerate(zip(names, args.checkpoints)):
+        if k:
+            model = MODELS.build(copy.deepcopy(model_cfg))
         load_checkpoint(model, ckpt, map_location='cpu', logger='silent')
         for split, dataset in datasets.items():
             embeds = instance_embeddings(model, dataset, args.max_videos)
@@ -159,13 +184,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
                   f'{entry["num_pairs"]} pairs' +
                   (f', bank top-1 {entry["bank"]}' if 'bank' in entry else ''))
     for split, per_model in sims.items():
-        path = osp.join(args.out_dir, f'instance_similarity_{split}.png')
+        path = png_path(args.out_dir, split)
         save_histogram(per_model, f'same-instance similarity ({split})', path)
         report[split]['png'] = path
-    with open(osp.join(args.out_dir, 'instance_similarity.json'), 'w') as f:
+    with open(out_json, 'w') as f:
         json.dump(report, f, indent=1)
     return report
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.run_cli(main))
