@@ -368,6 +368,8 @@ def make_strip(
                          'names: give one name per checkpoint')
     for path in (out, out_video):
         cli.check_new_file(path, 'output', force)
+    if isinstance(config, str) and not osp.isfile(config):
+        raise FileNotFoundError(f'config file not found: {config}')
     for ckpt in checkpoints:  # before any frame is read
         if not osp.isfile(ckpt):
             raise FileNotFoundError(f'checkpoint not found: {ckpt}')

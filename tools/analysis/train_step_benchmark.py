@@ -18,6 +18,7 @@ so the two ends of the config's real input range can be timed. Example::
 """
 import argparse
 import json
+import os.path as osp
 import statistics
 import sys
 import time
@@ -76,8 +77,9 @@ def build_lane(config: str, cfg_options: dict,
     if args.scale != 'config':
         fix_resize_scales(cfg, 'train_dataloader', which=args.scale)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    # the model first: a bad model config is reported before the data is read
     model = MODELS.build(cfg.model).to(args.device)
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
     model.init_weights()
     model.train()
     return dict(
@@ -108,6 +110,9 @@ def step(lane: dict, it: int, args: argparse.Namespace) -> float:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    for config in (args.config, args.vs):
+        if config is not None and not osp.isfile(config):
+            raise FileNotFoundError(f'config file not found: {config}')
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

@@ -413,6 +413,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if osp.exists(args.dst) and not args.force:
         raise FileExistsError(f'dst {args.dst} exists already; pass --force '
                               'to overwrite it')
+    if args.config is not None and not osp.isfile(args.config):
+        # before the (large) official checkpoint is read
+        raise FileNotFoundError(f'config file not found: {args.config}')
     state_dict = load_official_checkpoint(args.src, args.unsafe_load)
     unmapped: List[str] = []
     converted = convert_vnext_idol(state_dict, unmapped)
