@@ -35,6 +35,8 @@ from mmookd.utils.cli import (
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CFG = osp.join(REPO, 'configs/toy/idol_r18-tiny_1xb2-1500it_toyvis.py')
+TOY_TEACHER = osp.join(REPO,
+                       'configs/toy/vita-teacher_r18-tiny_1xb2-toyvis.py')
 OPENCV_DATA = '/usr/share/doc/opencv-doc/examples/data'
 BAD_KEY = ['--cfg-options', 'model.nonexistent_key.x=1']
 BAD_TYPE = ['--cfg-options', 'model.type=NoSuchModel']
@@ -179,11 +181,31 @@ def test_own_warnings_are_one_line(capsys):
 # ---------------------------------------------------------------------------
 # missing files, bad config keys, existing outputs: every tool
 # ---------------------------------------------------------------------------
+# Every tool in tools/ is in the tests below for each case that applies to
+# it. The cases that do not apply:
+#   missing input file: dataset_converters/generate_toyvis.py and
+#     generate_realshape.py (they read nothing), analysis/gpu_selfcheck.py
+#     (it reads only the repository's own configs).
+#   bad config key (the tool takes no config): analysis/eval_ytvis.py,
+#     analysis/summarize_toy_runs.py, analysis/plot_toy_rows.py,
+#     misc/check_dataset.py, dataset_converters/*.py,
+#     model_converters/publish_checkpoint.py, analysis/gpu_selfcheck.py (its
+#     configs are fixed), toy_pipeline.py (rows name the configs).
+#     Tools with --cfg-options get a bad key there (train / test:
+#     test_train_and_test_report_runner_build_errors); tools that take a
+#     config but have no --cfg-options get a config file with a bad key
+#     (test_bad_config_files).
+#   existing output (the tool writes no file): analysis/eval_ytvis.py,
+#     analysis/summarize_toy_runs.py, analysis/train_step_benchmark.py (they
+#     print), train.py (a new timestamped run folder in --work-dir each
+#     time; --resume continues one on purpose).
 def test_missing_files(cli, tmp_path):
     nope = tmp_path / 'nope'
     out = tmp_path / 'out'
     video = tmp_path / 'in.avi'
     write_avi(video, 2)
+    ckpt = tmp_path / 'ckpt.pth'
+    ckpt.write_bytes(b'not read: a missing input is found first')
     # (tool, what the error says besides the path, arguments...)
     cases = [
         ('train.py', 'config file not found', f'{nope}.py'),
@@ -202,6 +224,28 @@ def test_missing_files(cli, tmp_path):
         ('dataset_converters/split_ytvis.py', '', f'{nope}.json', out),
         ('model_converters/publish_checkpoint.py', 'checkpoint not found',
          f'{nope}.pth', out),
+        ('model_converters/vnext_idol_to_mmookd.py', 'not found',
+         f'{nope}.pth', out),
+        ('model_converters/vnext_idol_to_mmookd.py', 'config file not found',
+         ckpt, out, '--config', f'{nope}.py'),
+        ('analysis/build_knowledge_bank.py', 'config file not found',
+         f'{nope}.py', ckpt, '--out', out),
+        ('analysis/build_knowledge_bank.py', 'checkpoint not found',
+         TOY_TEACHER, f'{nope}.pth', '--out', out),
+        ('analysis/instance_similarity.py', 'checkpoint not found', TOY_CFG,
+         '--checkpoints', f'{nope}.pth', '--out-dir', out),
+        ('analysis/train_step_benchmark.py', 'config file not found',
+         f'{nope}.py'),
+        ('analysis/fast_path_benchmark.py', 'config file not found',
+         f'{nope}.py', '--device', 'cpu', '--out', out),
+        ('analysis/track_strip.py', 'config file not found', f'{nope}.py',
+         '--checkpoints', ckpt, '--names', 'a', '--source', video, '--out',
+         out),
+        ('analysis/track_strip.py', '', TOY_CFG, '--checkpoints', ckpt,
+         '--names', 'a', '--ann-file', f'{nope}.json', '--out', out),
+        ('analysis/plot_toy_rows.py', '', f'{nope}.json', '--out', out),
+        ('misc/check_dataset.py', 'annotation file not found', f'{nope}.json',
+         tmp_path, '--out', out),
     ]
     for relpath, needle, *argv in cases:
         line = assert_one_error(*cli(relpath, *argv), str(nope), needle)
@@ -235,10 +279,27 @@ def test_existing_outputs(cli, tmp_path):
         ('dataset_converters/generate_toyvis.py', tmp_path, '--out', tmp_path),
         ('dataset_converters/generate_realshape.py', mine, 'ytvis2021', mine),
         ('model_converters/publish_checkpoint.py', precious, ckpt, precious),
+        ('model_converters/vnext_idol_to_mmookd.py', precious, ckpt, precious),
+        ('analysis/build_knowledge_bank.py', precious, TOY_TEACHER, ckpt,
+         '--out', precious),
+        ('analysis/instance_similarity.py', mine / 'instance_similarity.json',
+         TOY_CFG, '--checkpoints', ckpt, '--splits', 'train', '--out-dir',
+         mine),
+        ('analysis/fast_path_benchmark.py', precious, TOY_CFG, '--device',
+         'cpu', '--out', precious),
+        ('analysis/gpu_selfcheck.py', mine / 'gpu_selfcheck.json', '--tiny',
+         '--device', 'cpu', '--out', mine),
+        ('analysis/track_strip.py', precious, TOY_CFG, '--checkpoints', ckpt,
+         '--names', 'a', '--source', video, '--out', precious),
+        ('analysis/plot_toy_rows.py', precious, precious, '--out', precious),
+        ('misc/check_dataset.py', precious, precious, tmp_path, '--out',
+         precious),
     ]
     cases = [c for c in cases if osp.isfile(osp.join(REPO, 'tools', c[0]))]
     (mine / 'x.json').write_text('{}')
     (mine / 'train_sub.json').write_text('{}')
+    (mine / 'instance_similarity.json').write_text('{}')
+    (mine / 'gpu_selfcheck.json').write_text('{}')
     (tmp_path / 'annotations').mkdir()
     (tmp_path / 'annotations' / 'toyvis_val.json').write_text('{}')
     before = {p: p.read_bytes() for p in mine.iterdir()}
@@ -258,6 +319,54 @@ def test_bad_config_keys_in_process(cli, tmp_path):
     assert_one_error(*cli('analysis/benchmark.py', TOY_CFG, *BAD_TYPE),
                      'NoSuchModel is not in the', 'model registry')
     assert not out.exists()
+    ckpt = tmp_path / 'ckpt.pth'
+    ckpt.write_bytes(b'not read: the model is built first')
+    strip = tmp_path / 'strip.png'
+    assert_one_error(
+        *cli('analysis/track_strip.py', TOY_CFG, '--checkpoints', ckpt,
+             '--names', 'a', '--source', video, '--out', strip, *BAD_KEY),
+        'nonexistent_key')
+    assert not strip.exists()
+    # the model is built before the dataset: no data root needed
+    assert_one_error(
+        *cli('analysis/train_step_benchmark.py', TOY_CFG, '--data-root',
+             tmp_path / 'no_data', *BAD_KEY), 'nonexistent_key')
+
+
+def test_bad_config_files(cli, tmp_path):
+    """Tools that take a config but no ``--cfg-options``: a bad key in the
+    config file itself, reported when the model is built, before any data
+    is read or any weights are loaded."""
+    bad_idol = tmp_path / 'bad_idol.py'
+    bad_idol.write_text(f'_base_ = [{TOY_CFG!r}]\n'
+                        'model = dict(nonexistent_key=1)\n')
+    bad_teacher = tmp_path / 'bad_teacher.py'
+    bad_teacher.write_text(f'_base_ = [{TOY_TEACHER!r}]\n'
+                           'model = dict(nonexistent_key=1)\n')
+    ckpt = tmp_path / 'ckpt.pth'
+    ckpt.write_bytes(b'not read: the model is built first')
+    official = tmp_path / 'official.pth'
+    torch.save(dict(model={}), official)
+    out = tmp_path / 'out'
+    toyvis = tmp_path / 'toyvis'  # only the annotation file's existence
+    (toyvis / 'annotations').mkdir(parents=True)
+    (toyvis / 'annotations' / 'toyvis_val.json').write_text('not read')
+    cases = [
+        ('analysis/build_knowledge_bank.py', bad_teacher, ckpt, '--out', out),
+        ('analysis/instance_similarity.py', bad_idol, '--checkpoints', ckpt,
+         '--splits', 'train', '--data-root', tmp_path / 'no_data', '--out-dir',
+         out),
+        ('analysis/fast_path_benchmark.py', bad_idol, '--device', 'cpu',
+         '--out', out),
+        ('analysis/toy_tracking_benchmark.py', '--config', bad_idol,
+         '--checkpoint', ckpt, '--data-root', toyvis, '--splits', 'val',
+         '--trackers', 'idol', '--out', out),
+        ('model_converters/vnext_idol_to_mmookd.py', official, out, '--config',
+         bad_idol),
+    ]
+    for relpath, *argv in cases:
+        line = assert_one_error(*cli(relpath, *argv), 'nonexistent_key')
+        assert not out.exists(), (relpath, line)
 
 
 @pytest.mark.parametrize('relpath, options, needle', [
