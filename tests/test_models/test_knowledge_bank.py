@@ -137,7 +137,9 @@ def test_bank_is_the_teachers_whole_video_knowledge(tiny_toyvis, tmp_path):
                 (a['video_id'], a['id']) for a in anns)
     assert loaded.meta['ann_file_sha256'] == file_sha256(ann)
     assert loaded.meta['teacher_checkpoint_sha256'] == file_sha256(ckpt)
-    assert 'decoder output' in loaded.meta['feature']
+    # the toy teacher reads f_off out of the frame queries
+    assert loaded.meta['feature'] == (
+        'query_readout through the frozen embedding head')
     loaded.check(teacher_config=cfg, teacher_checkpoint=ckpt, ann_file=ann)
 
     # independently: the teacher on the whole first video, eq. 2 summed

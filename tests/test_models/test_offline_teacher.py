@@ -411,6 +411,7 @@ def test_association_pairs_by_hand():
 def test_association_loss_trains_the_association():
     cfg = toy_cfg()
     cfg.model.aggregator.query_readout = True
+    cfg.model.aggregator.frame_readout = False
     cfg.model.aggregator.absent_slot = False
     cfg.model.loss_sim = None
     cfg.model.loss_assoc = dict(type='CrossEntropyLoss', loss_weight=0.5)
