@@ -14,14 +14,11 @@ Example::
 import argparse
 import json
 import math
-import os.path as osp
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from toy_pipeline import TABLE_KEYS, TC_KEYS  # noqa: E402
-
-from mmookd.utils.cli import add_debug_argument, run_cli  # noqa: E402
+from mmookd.utils.cli import add_debug_argument, run_cli
+from mmookd.utils.results_table import TABLE_KEYS, TC_KEYS
 
 # the pipeline's table columns, without the recall ones
 KEYS = [(short, f'youtube_vis/{key}') for short, key in TABLE_KEYS
