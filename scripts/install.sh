@@ -18,7 +18,18 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 VPY="$VENV/bin/python"
-pip_install() { "$VPY" -m pip install -q --disable-pip-version-check $PIP_EXTRA "$@"; }
+# pip's own output (and its warnings about this machine's indexes) goes to a
+# log in the venv; the console gets one line per step, and the log's end
+# when a step fails.
+LOG="$VENV/install.log"
+run_logged() {
+  if ! "$@" >>"$LOG" 2>&1; then
+    echo "[install] error: '$*' failed; the end of $LOG:" >&2
+    tail -n 30 "$LOG" >&2
+    exit 1
+  fi
+}
+pip_install() { run_logged "$VPY" -m pip install -q --disable-pip-version-check $PIP_EXTRA "$@"; }
 
 # Fast path: everything present at the pinned versions -> nothing to do.
 if "$VPY" - <<'PYEOF' 2>/dev/null
@@ -38,7 +49,7 @@ then
   exit 0
 fi
 
-echo "[install] torch ($TORCH_SPEC) and build tools"
+echo "[install] torch ($TORCH_SPEC), build tools, mmengine (pip's output: $LOG)"
 pip_install "$TORCH_SPEC"
 # mmcv's setup.py and mmengine's `mmdet::` config paths import pkg_resources,
 # which setuptools 81 removed; torch 2.13 needs >= 77.
@@ -47,10 +58,11 @@ pip_install "numpy" "opencv-python-headless" "mmengine==0.10.7"
 
 if ! "$VPY" -c "import mmcv.ops" 2>/dev/null || \
    [ "$("$VPY" -c 'import importlib.metadata as m; print(m.version("mmcv"))' 2>/dev/null)" != "2.1.0" ]; then
-  echo "[install] building mmcv 2.1.0 with ops (20-40 minutes on 2 cores; pip caches the wheel)"
-  MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "$VPY" -m pip install --disable-pip-version-check \
+  echo "[install] building mmcv 2.1.0 with ops (20-40 minutes on 2 cores; pip caches the wheel; progress in $LOG)"
+  MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} run_logged "$VPY" -m pip install --disable-pip-version-check \
     --no-build-isolation $PIP_EXTRA mmcv==2.1.0
 fi
+echo "[install] mmdet 3.3.0, TrackEval, mmookd"
 pip_install "mmdet==3.3.0"
 # TrackEval (HOTA / AssA / IDF1 beside AP) without its declared dependencies:
 # they pin opencv-python (the GUI build, beside our headless one) and recent
