@@ -327,15 +327,19 @@ def bank_path(args: argparse.Namespace, teacher_ckpt: str) -> str:
 
 
 def json_rows(rows: List[Dict], args: argparse.Namespace) -> List[Dict]:
-    """``--out-json`` rows: model, seed, AP, AP_S, AP_L and the sizes of
-    the evaluation splits."""
+    """``--out-json`` rows: model (the row's key, ``student`` as
+    ``ookd``), its table name, seed, AP, AP_S, AP_L and the sizes of the
+    evaluation splits."""
     sizes = split_sizes(args.data_root)
     out = []
     for row in rows:
         m = row['metrics']
+        key = row.get('key')
         out.append(
             dict(
-                model=row['name'],
+                model={'student': 'ookd'}.get(key, key)
+                if key else row['name'],
+                name=row['name'],
                 seed=row['seed'],
                 **{
                     k: m.get(f'youtube_vis/{v}')
@@ -408,6 +412,7 @@ def run(key: str,
         runner.register_hook(StageProgressHook(stage), 'VERY_LOW')
         metrics = runner.test()
     return dict(
+        key=key,
         name=name,
         seed=seed,
         checkpoint=ckpt,

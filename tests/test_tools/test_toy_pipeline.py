@@ -95,9 +95,12 @@ def test_bank_rows_threads_and_json_rows(tiny_toyvis, tmp_path):
             'youtube_vis/short/segm_mAP': 0.3,
             'youtube_vis/long/segm_mAP': 0.1
         })
+    assert toy_pipeline.json_rows([dict(row, key='student')],
+                                  args)[0]['model'] == 'ookd'
     assert toy_pipeline.json_rows([row], args) == [
         dict(
             model='OOKD',
+            name='OOKD',
             seed=3,
             AP=0.2,
             AP_S=0.3,
