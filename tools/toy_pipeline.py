@@ -495,10 +495,10 @@ def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
             rows.append(row)
         if args.shared_teacher and not shared:
             shared = {'teacher': deps['teacher']} if 'teacher' in deps else {}
-    report(rows, args, console)
     if not getattr(args, 'no_pictures', False):
         pictures(rows, args, console)
     console.print(f'total wall time {time.time() - t0:.0f} s')
+    report(rows, args, console)  # the console ends with the table's reading
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         mode = 'w' if getattr(args, 'force', False) else 'x'
@@ -527,13 +527,13 @@ def report(rows: List[Dict], args: argparse.Namespace,
         path,
         '\n\n'.join([title, format_table(rows, tc), ' '.join(sentences)]) +
         '\n')
+    console.print(f'all columns (AP50, AR@10, AssA, IDF1_S): {path}')
     console.print()
     console.print(title)
     console.print(format_table(rows, tc, CONSOLE_KEYS))
     console.print()
     for sentence in sentences:
         console.print(sentence)
-    console.print(f'all columns (AP50, AR@10, AssA, IDF1_S): {path}')
     return path
 
 

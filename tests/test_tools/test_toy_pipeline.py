@@ -281,6 +281,9 @@ def test_console_is_short_and_the_runs_talk_to_their_logs(
         in out.out
     assert 'AR10_S' not in out.out
     assert sum(ln.endswith('.') for ln in lines) == 3  # the reading
+    # the console ends with the table and its reading
+    assert all(ln.endswith('.') for ln in lines[-3:])
+    assert lines[-5].startswith('| ') and lines[-4] == ''
     assert drawn[0] == (['baseline', 'student'], [BASE, OOKD], 7)
     work = tmp_path / 'work'
     assert 'pictures: long_val video 7 [####################] 10/10' in \
