@@ -25,7 +25,7 @@ those in loss terms, class lists, input scales or data layout (checked at
 full size by the pipeline test), run their iteration on the same
 real-shape data at a short side of 256 px when
 ``MMOOKD_ALL_CONFIG_ITERATIONS=1`` (below). Inference runs at the real test
-scale for IDOL R50 and at 256 px for the others.
+scale for IDOL R50 (5 frames) and at 256 px for the others (2 frames).
 """
 import gc
 import glob
@@ -89,6 +89,8 @@ REDUCED_SHORT_SIDE = 256
 ALL_ITERATIONS = os.environ.get('MMOOKD_ALL_CONFIG_ITERATIONS') == '1'
 # the most frames a test video keeps (OVIS videos are 100+ frames long)
 MAX_TEST_FRAMES = 5
+# the reduced-scale inference groups: two frames still track across frames
+REDUCED_TEST_FRAMES = 2
 
 
 def rel(path: str) -> str:
@@ -362,11 +364,13 @@ def test_one_video_through_test_pipeline_and_evaluator(paths, realshape_roots,
     dataset = DATASETS.build(test_set)
     dataset, index = video_subset(dataset)
     video = dataset.get_data_info(index)
-    if video['video_length'] > MAX_TEST_FRAMES:  # its first frames
+    max_frames = MAX_TEST_FRAMES if rel(
+        paths[0]) in FULL_SCALE_TEST else REDUCED_TEST_FRAMES
+    if video['video_length'] > max_frames:  # its first frames
         dataset.data_list[index] = dict(
             video,
-            images=video['images'][:MAX_TEST_FRAMES],
-            video_length=MAX_TEST_FRAMES)
+            images=video['images'][:max_frames],
+            video_length=max_frames)
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.eval()

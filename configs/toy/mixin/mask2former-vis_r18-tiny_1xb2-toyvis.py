@@ -59,7 +59,7 @@ train_pipeline = [
         type='TransformBroadcaster',
         share_random_params=True,
         transforms=[
-            dict(type='LoadImageFromFile'),
+            dict(type='LoadVISFrame'),
             dict(type='LoadTrackAnnotations', with_mask=True),
             dict(type='Resize', scale=img_scale, keep_ratio=True),
             dict(type='RandomFlip', prob=0.5),
@@ -70,7 +70,7 @@ test_pipeline = [
     dict(
         type='TransformBroadcaster',
         transforms=[
-            dict(type='LoadImageFromFile'),
+            dict(type='LoadVISFrame'),
             dict(type='Resize', scale=img_scale, keep_ratio=True),
             dict(type='LoadTrackAnnotations', with_mask=True),
         ]),
