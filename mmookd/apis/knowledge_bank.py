@@ -182,9 +182,15 @@ def build_knowledge_bank(
     if not entries:
         raise ValueError('knowledge bank: the training set has no instance')
     ann_file = ds.ann_file
-    aggregator = teacher.aggregator
-    feature = ('query_readout' if getattr(aggregator, 'query_readout', False)
-               else type(aggregator).__name__ + ' decoder output')
+    # a teacher of another family says what its embeddings are
+    feature = getattr(teacher, 'knowledge_feature', None)
+    if feature is None:
+        aggregator = teacher.aggregator
+        feature = ('query_readout'
+                   if getattr(aggregator, 'query_readout', False) else
+                   type(aggregator).__name__ + ' decoder output')
+        feature += ' through the frozen embedding head'
+
     meta = dict(
         teacher_config=config_path,
         teacher_config_sha256=model_cfg_sha256(cfg.model),
@@ -195,7 +201,7 @@ def build_knowledge_bank(
         ann_file=ann_file,
         ann_file_sha256=file_sha256(ann_file),
         num_videos=len(ds),
-        feature=feature + ' through the frozen embedding head',
+        feature=feature,
         assigner=repr(qfa),
         qfa='per instance: argmin over the teacher queries of the eq.-2 '
         'cost summed over the frames the instance is in',

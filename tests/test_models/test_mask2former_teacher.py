@@ -226,7 +226,7 @@ def test_knowledge_bank_from_the_adapter(tiny_toyvis, tmp_path):
     bank_file = str(tmp_path / 'bank.pth')
     bank = build_knowledge_bank(cfg, ckpt, out=bank_file, log=None)
     assert len(bank) > 0 and bank.embeds.shape[1] == 32
-    assert 'Mask2FormerTrackHead' in bank.meta['feature']
+    assert bank.meta['feature'].startswith('Mask2Former-VIS last decoder')
     assert len(KnowledgeBank.load(bank_file)) == len(bank)
 
     model_cfg = ookd_model_cfg()

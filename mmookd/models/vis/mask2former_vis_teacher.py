@@ -134,6 +134,10 @@ class Mask2FormerVISTeacher(Mask2FormerVideo):
                 strict=True,
                 logger='current')
 
+    #: what its knowledge-bank entries are (no embedding head here)
+    knowledge_feature = ('Mask2Former-VIS last decoder layer query '
+                         'features (no embedding head)')
+
     @property
     def aggregator(self):
         """The module whose decoder output is the offline query (the
