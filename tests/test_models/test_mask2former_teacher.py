@@ -37,13 +37,7 @@ M2F_CFG = osp.join(MIXIN, 'mask2former-vis_r18-tiny_1xb2-toyvis.py')
 TEACHER_CFG = osp.join(MIXIN, 'mask2former-vis-teacher_r18-tiny_toyvis.py')
 OOKD_CFG = osp.join(MIXIN, 'ookd_r18-tiny_1xb2-toyvis_mask2former-teacher.py')
 
-
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def build(model_cfg, seed=0):
