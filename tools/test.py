@@ -14,7 +14,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmookd  # noqa: E402,F401  (registers components + safe torch.load)
 import mmookd.utils.cli as cli  # noqa: E402
-from mmookd.engine import setup_cpu_distributed  # noqa: E402
+from mmookd.engine import setup_cpu_distributed, teardown_distributed  # noqa: E402
 from mmookd.evaluation.functional import SUBMISSION_SUFFIX  # noqa: E402
 from mmookd.utils import set_data_root  # noqa: E402
 
@@ -114,6 +114,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     else:
         runner = RUNNERS.build(cfg)
     runner.test()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

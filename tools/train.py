@@ -13,7 +13,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmookd  # noqa: E402,F401  (registers components + safe torch.load)
-from mmookd.engine import setup_cpu_distributed  # noqa: E402
+from mmookd.engine import setup_cpu_distributed, teardown_distributed  # noqa: E402
 from mmookd.utils import set_data_root  # noqa: E402
 from mmookd.utils.cli import add_debug_argument, run_cli  # noqa: E402
 
@@ -112,6 +112,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     else:
         runner = RUNNERS.build(cfg)
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

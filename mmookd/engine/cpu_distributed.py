@@ -49,3 +49,16 @@ def setup_cpu_distributed(cfg: Config) -> bool:
     wrapper['type'] = 'CPUCompatibleDDP'
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def teardown_distributed() -> None:
+    """Wait for every rank, then destroy the process group.
+
+    Left to interpreter exit, gloo's background threads can be destroyed
+    while still joinable, and a rank aborts with ``terminate called without
+    an active exception`` after a run that finished (seen once in CI on a
+    two-process CPU run).
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
