@@ -272,6 +272,31 @@ def test_token_average_hand_checked():
     assert torch.allclose(out['queries'][0, 1, 0], torch.tensor([11., 1.]))
     with pytest.raises(ValueError, match='token_targets'):
         agg(frame_queries)
+    assert 'per_frame_queries' not in out
+
+
+def test_token_average_frame_readout_is_each_frames_own_token():
+    agg = TokenAverageAggregator(frame_readout=True)
+    t_idx, q_idx = torch.meshgrid(
+        torch.arange(3.), torch.arange(4.), indexing='ij')
+    frame_queries = torch.stack([10 * t_idx + q_idx, t_idx], -1)[None]
+    targets = torch.full((1, 3, 4), -1)
+    targets[0, 0, 1] = targets[0, 1, 2] = targets[0, 2, 0] = 0
+    targets[0, 0, 3] = targets[0, 2, 3] = 1  # absent at t1
+    out = agg(frame_queries, token_targets=targets)
+    per_frame = out['per_frame_queries'][0, 0]  # (M, T, D)
+    assert per_frame.shape == (2, 3, 2)
+    # instance 0: q1 @ t0, q2 @ t1, q0 @ t2
+    assert torch.equal(per_frame[0],
+                       torch.tensor([[1., 0.], [12., 1.], [20., 2.]]))
+    # instance 1: its own tokens, the clip mean where it is absent
+    assert torch.equal(per_frame[1, 0], torch.tensor([3., 0.]))
+    assert torch.equal(per_frame[1, 2], torch.tensor([23., 2.]))
+    assert torch.allclose(per_frame[1, 1], out['queries'][0, 0, 1])
+    assert out['presence'][0, 0, 1].tolist() == [1., 0., 1.]
+    # class and f_off stay the clip mean
+    assert torch.allclose(out['queries'][0, 0, 0],
+                          torch.tensor([(1 + 12 + 20) / 3, 1.0]))
 
 
 def test_query_readout_starts_as_the_associated_frame_queries():

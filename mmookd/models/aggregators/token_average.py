@@ -13,6 +13,13 @@ the frame model has no notion of instance identity across frames:
   frozen model's predictions (Hungarian on the teacher's matching costs);
 * offline inference (``OfflineTeacher.predict``): the frozen online
   model's own tracker gives each output query a track id.
+
+``frame_readout=True`` (our design, as ``VITAAggregator(frame_readout=True)``,
+docs/changes_from_papers.md): boxes and masks of frame ``t`` are decoded
+from the instance's own token(s) of frame ``t`` instead of the clip mean;
+the class and the distilled ``f_off`` stay the whole-clip mean. Where the
+instance has no token in a frame its presence is 0 (its mask is empty
+there) and the clip mean stands in.
 """
 from typing import Dict, Optional
 
@@ -35,11 +42,21 @@ class TokenAverageAggregator(BaseModule):
 
     It has no parameters: an :class:`OfflineTeacher` built with it needs no
     training.
+
+    Args:
+        frame_readout (bool): Also return ``per_frame_queries``, each
+            frame's own token(s) of the instance (module docstring).
+            Defaults to False (OOKD Table 6: the mean decodes every frame).
+        init_cfg (dict, optional): Initialization config.
     """
 
     #: The token-to-instance assignment must be given (see module doc).
     needs_token_targets = True
     num_queries = None  # one query per instance of the clip
+
+    def __init__(self, frame_readout: bool = False, init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.frame_readout = frame_readout
 
     def forward(self,
                 frame_queries: Tensor,
@@ -64,7 +81,8 @@ class TokenAverageAggregator(BaseModule):
             ``frame_assoc`` (1, B, M, T, fQ); ``presence`` (1, B, M, T),
             1 where the instance has a token in the frame, else 0 (its
             masks are empty there); ``query_mask`` (B, M) bool,
-            True where the instance has at least one token.
+            True where the instance has at least one token; with
+            ``frame_readout`` also ``per_frame_queries`` (1, B, M, T, D).
         """
         del frame_scores, last_layer_only
         if token_targets is None:
@@ -89,8 +107,14 @@ class TokenAverageAggregator(BaseModule):
         uniform = torch.full_like(per_frame, 1.0 / max(fq, 1))
         assoc = torch.where(frame_counts > 0,
                             per_frame / frame_counts.clamp(min=1), uniform)
-        return dict(
+        present = frame_counts > 0  # (B, M, T, 1)
+        out = dict(
             queries=queries[None],
             frame_assoc=assoc[None],
-            presence=(frame_counts[..., 0] > 0).to(queries.dtype)[None],
+            presence=present[..., 0].to(queries.dtype)[None],
             query_mask=counts > 0)
+        if self.frame_readout:
+            own = torch.einsum('bmtq,btqd->bmtd', assoc, frame_queries)
+            out['per_frame_queries'] = torch.where(
+                present, own, queries[:, :, None])[None]
+        return out
