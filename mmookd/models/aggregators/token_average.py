@@ -115,6 +115,6 @@ class TokenAverageAggregator(BaseModule):
             query_mask=counts > 0)
         if self.frame_readout:
             own = torch.einsum('bmtq,btqd->bmtd', assoc, frame_queries)
-            out['per_frame_queries'] = torch.where(
-                present, own, queries[:, :, None])[None]
+            out['per_frame_queries'] = torch.where(present, own,
+                                                   queries[:, :, None])[None]
         return out
