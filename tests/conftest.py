@@ -11,6 +11,21 @@ TINY_TOYVIS = dict(
     num_train=3, num_val=2, num_long_val=1, frames=(4, 6), long_frames=(6, 8))
 
 
+@pytest.fixture(autouse=True, scope='session')
+def unformatted_config_text():
+    """mmengine formats every config it logs or dumps (each Runner start)
+    with yapf: about 3 s a call on a 2-core CPU, minutes over the suite.
+    The text yapf gets is the same Python, only not re-indented, so the
+    tests' dumped configs load the same. Tools run as subprocesses keep
+    mmengine's formatting."""
+    import mmengine.config.config as mmengine_config
+    patch = pytest.MonkeyPatch()
+    patch.setattr(mmengine_config, 'FormatCode', lambda text, **kwargs:
+                  (text, False))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope='session')
 def tiny_toyvis(tmp_path_factory) -> str:
     """A few-video ToyVIS dataset (seconds to generate), shared by tests."""
