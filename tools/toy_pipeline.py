@@ -56,7 +56,7 @@ sys.path.insert(0, ROOT)
 import mmookd  # noqa: E402,F401
 import mmookd.utils.cli as cli  # noqa: E402
 from mmookd.datasets.toyvis import generate_toyvis  # noqa: E402
-from mmookd.utils import results_table, set_data_root  # noqa: E402
+from mmookd.utils import load_tool, results_table, set_data_root  # noqa: E402
 from mmookd.utils.stage_console import StageConsole, StageProgressHook  # noqa: E402
 
 TOY = 'configs/toy/'
@@ -539,12 +539,8 @@ def report(rows: List[Dict], args: argparse.Namespace,
 
 def _track_strip():
     """``tools/analysis/track_strip.py`` as a module."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'mmookd_track_strip', osp.join(ROOT, 'tools/analysis/track_strip.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(
+        osp.join(ROOT, 'tools/analysis/track_strip.py'), 'mmookd_track_strip')
 
 
 def pictures(rows: List[Dict], args: argparse.Namespace,

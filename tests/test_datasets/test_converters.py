@@ -1,5 +1,4 @@
 # Copyright (c) mmookd contributors. All rights reserved.
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -15,19 +14,12 @@ from mmookd.datasets.converters import (
     ytvis_to_cocovid,
 )
 from mmookd.datasets.ytvis import YTVIS_2019_CLASSES, VISDataError
+from mmookd.utils import load_tool
 from mmookd.utils.cli import run_cli
 
 TOOLS = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
     'dataset_converters')
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def comparable(ds):
@@ -123,7 +115,7 @@ def test_convert_never_clobbers(make_ytvis, tmp_path):
 
 def test_cli(make_ytvis, tmp_path, capsys):
     info = make_ytvis()
-    tool = load_tool('ytvis2cocovid')
+    tool = load_tool(osp.join(TOOLS, 'ytvis2cocovid.py'))
     out = str(tmp_path / 'cli.json')
     assert tool.main([info['ann_file'], out]) == 0
     assert '8 images' in capsys.readouterr().out
@@ -132,7 +124,7 @@ def test_cli(make_ytvis, tmp_path, capsys):
     assert err.startswith('error: ') and 'already exists' in err
     assert tool.main([info['ann_file'], out, '--force']) == 0
 
-    split = load_tool('split_ytvis')
+    split = load_tool(osp.join(TOOLS, 'split_ytvis.py'))
     out_dir = str(tmp_path / 'splits')
     assert split.main([info['ann_file'], out_dir, '--num-val', '1']) == 0
     assert sorted(os.listdir(out_dir)) == ['train_sub.json', 'val_sub.json']

@@ -4,7 +4,6 @@ load, refuse at frame-loading time, or warn and ignore) and what the
 checker (``check_vis_dataset`` / ``tools/misc/check_dataset.py``) reports,
 for each mutation of the tiny valid dataset of ``conftest.py``."""
 import hashlib
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -24,6 +23,7 @@ from mmookd.datasets.checker import (
 )
 from mmookd.datasets.transforms.loading import jpeg_truncated
 from mmookd.datasets.ytvis import VISDataError
+from mmookd.utils import load_tool
 from mmookd.utils.cli import run_cli
 
 init_default_scope('mmdet')
@@ -41,13 +41,6 @@ TEST_PIPELINE = [
         ]),
     dict(type='PackTrackInputs')
 ]
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('check_dataset', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def build(info: dict, **kwargs):
@@ -286,7 +279,7 @@ def fingerprints(root: str) -> dict:
 
 
 def test_cli(make_ytvis, tmp_path_factory, capsys):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     info = make_ytvis()
     args = [info['ann_file'], info['img_prefix']]
     assert tool.main(args + ['--version', '2019']) == 0
@@ -336,7 +329,7 @@ def test_cli(make_ytvis, tmp_path_factory, capsys):
     (['{ann}'], 'the following arguments are required'),
 ])
 def test_cli_bad_arguments(make_ytvis, capsys, argv, fragment):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     info = make_ytvis()
     argv = [
         a.format(ann=info['ann_file'], img=info['img_prefix']) for a in argv
@@ -353,7 +346,7 @@ def test_cli_corrupt_json(tmp_path, capsys):
     """Not a dataset with problems but an unreadable input: status 2."""
     ann = tmp_path / 'broken.json'
     ann.write_text('{"videos": [')
-    assert run_cli(load_tool().main, [str(ann), str(tmp_path)]) == 2
+    assert run_cli(load_tool(TOOL).main, [str(ann), str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith('error: ') and 'broken.json' in err
     assert 'corrupt JSON' in err and err.count('\n') == 1

@@ -3,7 +3,6 @@
 and the statistical properties the project relies on (long tail,
 look-alikes, occlusion, entering/leaving, long-video motion)."""
 import hashlib
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -25,6 +24,7 @@ from mmookd.datasets.toyvis import (
     mask_to_rle,
     toyvis_status,
 )
+from mmookd.utils import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SMALL = dict(
@@ -368,10 +368,7 @@ def test_long_val_moves_more(default_ds):
 
 def _load_cli():
     path = osp.join(REPO, 'tools', 'dataset_converters', 'generate_toyvis.py')
-    spec = importlib.util.spec_from_file_location('_generate_toyvis_cli', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(path, '_generate_toyvis_cli')
 
 
 def test_cli_safe_and_idempotent(tmp_path, capsys):

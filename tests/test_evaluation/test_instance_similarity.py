@@ -18,6 +18,7 @@ from mmookd.evaluation.functional import (
     same_instance_similarities,
 )
 from mmookd.models.utils import KnowledgeBank
+from mmookd.utils import load_tool
 
 init_default_scope('mmdet')
 
@@ -64,12 +65,9 @@ def test_bank_retrieval_by_hand():
 
 
 def test_tool_on_a_tiny_random_model(tiny_toyvis, tmp_path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'instance_similarity',
-        osp.join(REPO, 'tools/analysis/instance_similarity.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool(
+        osp.join(REPO, 'tools/analysis/instance_similarity.py'),
+        'instance_similarity')
     main = tool.main
     torch.manual_seed(0)
     cfg = Config.fromfile(TOY_IDOL)

@@ -22,7 +22,6 @@ sum over frames of intersections / sum over frames of unions (a frame where
 only one of them is present adds its area to the union).
 """
 import copy
-import importlib.util
 import json
 import logging
 import os.path as osp
@@ -47,6 +46,7 @@ from mmookd.evaluation.functional import (
     evaluate_ytvis,
     evaluate_ytvis_subsets,
 )
+from mmookd.utils import load_tool
 
 H = W = 8
 CLASSES = ('person', 'car')
@@ -680,10 +680,7 @@ def test_ytvis22_short_long(tmp_path):
 
 def load_cli():
     path = osp.join(REPO, 'tools', 'analysis', 'eval_ytvis.py')
-    spec = importlib.util.spec_from_file_location('eval_ytvis', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(path, 'eval_ytvis')
 
 
 def test_cli(tmp_path, capsys):

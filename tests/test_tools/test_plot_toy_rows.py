@@ -1,18 +1,17 @@
 # Copyright (c) mmookd contributors. All rights reserved.
 """tools/analysis/plot_toy_rows.py: reads both row formats of the toy
 pipeline, mean ± sample std per row, a new 0644 PNG never overwritten."""
-import importlib.util
 import json
 import os
 import os.path as osp
 
 import pytest
 
+from mmookd.utils import load_tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-spec = importlib.util.spec_from_file_location(
-    'plot_toy_rows', osp.join(REPO, 'tools/analysis/plot_toy_rows.py'))
-plot_rows = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(plot_rows)
+plot_rows = load_tool(
+    osp.join(REPO, 'tools/analysis/plot_toy_rows.py'), 'plot_toy_rows')
 
 
 def test_rows_of_both_formats_are_merged_and_plotted(tmp_path):

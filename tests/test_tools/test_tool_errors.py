@@ -10,7 +10,6 @@ Most checks call the tools' ``main`` in-process through
 torch and mmdet are imported once); a few representative ones run the
 script as a subprocess, to see the real stderr and exit status.
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -25,6 +24,7 @@ import pytest
 import torch
 
 from mmookd.apis import open_frame_source
+from mmookd.utils import load_tool
 from mmookd.utils.cli import (
     INTERNAL_ERROR,
     USER_ERROR,
@@ -47,11 +47,7 @@ def tool(relpath: str):
     """A tool's module, loaded from its file (tools/ is no package)."""
     if relpath not in _TOOLS:
         name = '_tool_' + relpath.replace('/', '_')[:-3]
-        spec = importlib.util.spec_from_file_location(
-            name, osp.join(REPO, 'tools', relpath))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _TOOLS[relpath] = module
+        _TOOLS[relpath] = load_tool(osp.join(REPO, 'tools', relpath), name)
     return _TOOLS[relpath]
 
 

@@ -2,7 +2,6 @@
 """tools/analysis/track_strip.py: predicted tracks take the colour of the
 ground-truth instance they match, the strip and the video are new 0644
 files that are never overwritten."""
-import importlib.util
 import os
 import os.path as osp
 import warnings
@@ -12,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from mmookd.utils import load_tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-spec = importlib.util.spec_from_file_location(
-    'track_strip', osp.join(REPO, 'tools/analysis/track_strip.py'))
-strip = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(strip)
+strip = load_tool(
+    osp.join(REPO, 'tools/analysis/track_strip.py'), 'track_strip')
 
 
 def _square(y, x, size=20, shape=(64, 96)):

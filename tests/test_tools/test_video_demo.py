@@ -2,7 +2,6 @@
 """tools/demo/video_demo.py: a playable mp4 with the source's frame count
 and fps, results JSON and mask PNGs, no silent overwrites, clear errors;
 on real footage (Debian's opencv-doc videos) when installed."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -12,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
+from mmookd.utils import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CFG = osp.join(REPO, 'configs/toy/idol_r18-tiny_1xb2-1500it_toyvis.py')
@@ -29,11 +30,7 @@ OPEN = [
 
 
 def _load_demo():
-    spec = importlib.util.spec_from_file_location(
-        'video_demo', osp.join(REPO, 'tools/demo/video_demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(osp.join(REPO, 'tools/demo/video_demo.py'), 'video_demo')
 
 
 demo = _load_demo()

@@ -8,7 +8,6 @@ models/ops/modules/ms_deform_attn.py, backbone/swin.py}``) and detectron2's
 ResNet, so a rename slip shows up as a strict-load failure or a value in the
 wrong place.
 """
-import importlib.util
 import os.path as osp
 from collections import OrderedDict
 
@@ -19,6 +18,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import mmookd  # noqa: F401
+from mmookd.utils import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(ROOT, 'configs/idol/idol_r50_8xb4-12k_youtubevis2021.py')
@@ -26,10 +26,7 @@ CFG = osp.join(ROOT, 'configs/idol/idol_r50_8xb4-12k_youtubevis2021.py')
 
 def _load_tool():
     path = osp.join(ROOT, 'tools/model_converters/vnext_idol_to_mmookd.py')
-    spec = importlib.util.spec_from_file_location('vnext_idol_conv', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(path, 'vnext_idol_conv')
 
 
 tool = _load_tool()

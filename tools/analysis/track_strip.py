@@ -29,7 +29,6 @@ Examples::
 Outputs are never overwritten unless ``--force`` is given.
 """
 import argparse
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -43,16 +42,13 @@ import pycocotools.mask as mask_util
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from mmookd import apis  # noqa: E402
-from mmookd.utils import cli  # noqa: E402
+from mmookd.utils import cli, load_tool  # noqa: E402
 
 
 def _load_demo():
     """``tools/demo/video_demo.py`` (its drawing and output helpers)."""
-    spec = importlib.util.spec_from_file_location(
-        'mmookd_video_demo', osp.join(ROOT, 'tools/demo/video_demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(
+        osp.join(ROOT, 'tools/demo/video_demo.py'), 'mmookd_video_demo')
 
 
 demo = _load_demo()
