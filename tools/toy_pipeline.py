@@ -205,6 +205,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='also write rows {model, seed, AP, AP_S, AP_L, num_val, '
         'num_long_val} to this JSON (e.g. docs/results/toy_ookd.json)')
     parser.add_argument(
+        '--merge-json',
+        action='store_true',
+        help='--out-json may exist: keep its rows, replacing those of the '
+        'same model, seed and split sizes with this run\'s (e.g. add the '
+        'ablation rows to the main rows\' file)')
+    parser.add_argument(
         '--threads',
         type=int,
         help='CPU threads of every run (configs: 2; same seed + same '
@@ -465,9 +471,12 @@ def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
     args = args or parse_args()
     # before any work: the file is written after the last run
     cli.check_new_file(args.out, '--out', getattr(args, 'force', False))
+    merge = getattr(args, 'merge_json', False)
     cli.check_new_file(
         getattr(args, 'out_json', None), '--out-json',
-        getattr(args, 'force', False))
+        getattr(args, 'force', False) or merge)
+    if merge and not getattr(args, 'out_json', None):
+        raise ValueError('--merge-json needs --out-json')
     if args.teacher_checkpoint and not osp.isfile(args.teacher_checkpoint):
         raise FileNotFoundError(
             f'--teacher-checkpoint: no such file {args.teacher_checkpoint}')
@@ -505,10 +514,11 @@ def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
         with open(args.out, mode) as f:
             json.dump(rows, f, indent=1)
     if getattr(args, 'out_json', None):
-        os.makedirs(osp.dirname(osp.abspath(args.out_json)), exist_ok=True)
-        mode = 'w' if getattr(args, 'force', False) else 'x'
-        with open(args.out_json, mode) as f:
-            json.dump(json_rows(rows, args), f, indent=1)
+        results_table.write_json_rows(
+            args.out_json,
+            json_rows(rows, args),
+            merge=getattr(args, 'merge_json', False),
+            force=getattr(args, 'force', False))
     return rows
 
 

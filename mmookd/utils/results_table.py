@@ -195,3 +195,40 @@ def write_new_file(path: str, text: str) -> None:
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'x') as f:
         f.write(text)
+
+
+def merge_rows(old: List[Dict], new: List[Dict]) -> List[Dict]:
+    """Benchmark rows of an earlier run (``old``) with this run's: a row of
+    the same model, seed and evaluation sizes is replaced in place, the
+    others are kept, new ones appended (``toy_pipeline --merge-json``: the
+    ablation rows join the main rows' file, e.g. docs/results/
+    toy_ookd.json, without retyping it)."""
+
+    def key(row: Dict) -> Tuple:
+        return (row.get('model'), row.get('seed'), row.get('num_val'),
+                row.get('num_long_val'))
+
+    fresh = {key(row): row for row in new}
+    merged = [fresh.pop(key(row), row) for row in old]
+    return merged + [row for row in new if key(row) in fresh]
+
+
+def write_json_rows(path: str,
+                    rows: List[Dict],
+                    merge: bool = False,
+                    force: bool = False) -> None:
+    """Write benchmark rows to ``path``; with ``merge`` into the rows an
+    existing file holds (:func:`merge_rows`), replaced through a temporary
+    file so the old rows are never lost half-way; else a new file (or
+    ``force``)."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    if merge and osp.isfile(path):
+        with open(path) as f:
+            rows = merge_rows(json.load(f), rows)
+        tmp = f'{path}.tmp{os.getpid()}'
+        with open(tmp, 'x') as f:
+            json.dump(rows, f, indent=1)
+        os.replace(tmp, path)
+        return
+    with open(path, 'w' if force else 'x') as f:
+        json.dump(rows, f, indent=1)

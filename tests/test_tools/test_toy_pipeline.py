@@ -110,6 +110,26 @@ def test_bank_rows_threads_and_json_rows(tiny_toyvis, tmp_path):
     ]
 
 
+def test_merge_json_needs_out_json_and_accepts_an_existing_one(tmp_path):
+    with pytest.raises(ValueError, match='--merge-json needs --out-json'):
+        toy_pipeline.main(toy_pipeline.parse_args(['--merge-json']))
+    out = tmp_path / 'rows.json'
+    out.write_text('[]')
+    args = toy_pipeline.parse_args([
+        '--out-json',
+        str(out), '--teacher-checkpoint',
+        str(tmp_path / 'nope.pth')
+    ])
+    with pytest.raises(FileExistsError, match='--out-json'):
+        toy_pipeline.main(args)
+    # with --merge-json the existing file is no reason to stop (the run
+    # stops at the next check, before any work)
+    args.merge_json = True
+    with pytest.raises(FileNotFoundError, match='--teacher-checkpoint'):
+        toy_pipeline.main(args)
+    assert out.read_text() == '[]'
+
+
 def test_main_job_defaults_bank_and_evaluation_sizes(tiny_toyvis, tmp_path):
     # the bank is the default: one per teacher checkpoint in the work dir
     args = toy_pipeline.parse_args(['--work-dir', str(tmp_path / 'w')])
