@@ -517,7 +517,7 @@ def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
         results_table.write_json_rows(
             args.out_json,
             json_rows(rows, args),
-            merge=getattr(args, 'merge_json', False),
+            merge=merge,
             force=getattr(args, 'force', False))
     return rows
 

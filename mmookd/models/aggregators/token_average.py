@@ -104,10 +104,10 @@ class TokenAverageAggregator(BaseModule):
         queries = sums / counts.clamp(min=1)[..., None]
         per_frame = onehot.permute(0, 3, 1, 2)  # (B, M, T, fQ)
         frame_counts = per_frame.sum(-1, keepdim=True)
-        uniform = torch.full_like(per_frame, 1.0 / max(fq, 1))
-        assoc = torch.where(frame_counts > 0,
-                            per_frame / frame_counts.clamp(min=1), uniform)
         present = frame_counts > 0  # (B, M, T, 1)
+        uniform = torch.full_like(per_frame, 1.0 / max(fq, 1))
+        assoc = torch.where(present, per_frame / frame_counts.clamp(min=1),
+                            uniform)
         out = dict(
             queries=queries[None],
             frame_assoc=assoc[None],
