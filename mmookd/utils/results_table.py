@@ -22,7 +22,7 @@ TABLE_KEYS = [('AP', 'segm_mAP'), ('AP_S', 'short/segm_mAP'),
               ('AssA_L', 'long/AssA'), ('IDF1_S', 'short/IDF1'),
               ('IDF1_L', 'long/IDF1')]  # the last six: TrackEval's
 # the console table's columns (the markdown file next to it has them all)
-CONSOLE_KEYS = ['AP', 'AP_S', 'AP_L', 'HOTA_S', 'HOTA_L', 'IDF1_L']
+CONSOLE_KEYS = ['AP', 'AP_S', 'AP_L', 'HOTA_S', 'HOTA_L', 'AssA_L', 'IDF1_L']
 TC_KEYS = [('TC_S', 'tc/TC_short'), ('TC_L', 'tc/TC_long')]
 
 

@@ -297,8 +297,8 @@ def test_console_is_short_and_the_runs_talk_to_their_logs(
     log = (tmp_path / 'work' / 'baseline' / toy_pipeline.LOG_NAME).read_text()
     assert 'config dump line 199' in log and 'Iter(train) [200/200]' in log
     assert 'baseline warns' in log and 'baseline after its stage' in log
-    assert '| model | seed | AP | AP_S | AP_L | HOTA_S | HOTA_L | IDF1_L |' \
-        in out.out
+    assert ('| model | seed | AP | AP_S | AP_L | HOTA_S | HOTA_L | AssA_L '
+            '| IDF1_L |') in out.out
     assert 'AR10_S' not in out.out
     assert sum(ln.endswith('.') for ln in lines) == 3  # the reading
     # the console ends with the table and its reading
