@@ -134,6 +134,26 @@ def test_real_configs_inherit_mmdets_own(name):
     assert 'mmookd' in cfg.custom_imports['imports']
 
 
+@pytest.mark.parametrize('path, model_types', [
+    ('configs/toy/masktrack-rcnn_r18-tiny_1xb2-toyvis.py',
+     ('MaskTrackRCNN', 'MaskRCNN', 'RoITrackHead')),
+    ('configs/toy/mixin/mask2former-vis_r18-tiny_1xb2-toyvis.py',
+     ('Mask2FormerVideo', 'Mask2FormerTrackHead')),
+])
+def test_toy_configs_inherit_mmdets_own(path, model_types):
+    """The toy mmdet models are mmdet's configs made small, not copies:
+    the base is ``mmdet::`` and no model type is restated."""
+    text = _bases(osp.join(ROOT, path))
+    base = text[text.index('_base_ = ['):]
+    base = base[:base.index(']')]
+    assert "'mmdet::" in base
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    assert cfg.model.type == model_types[0]
+    for name in model_types:
+        assert f"type='{name}'" not in text
+    assert 'mmookd' in cfg.custom_imports['imports']
+
+
 def test_real_foreign_teacher_builds_behind_the_adapter():
     """The R-50 OOKD config's teacher: mmdet's Mask2Former-VIS config with
     the adapter type, no download (its initialisation is off: the trained
