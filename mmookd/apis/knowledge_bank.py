@@ -39,18 +39,34 @@ def _inner_dataset(cfg: dict) -> dict:
     return cfg
 
 
-def bank_dataset_cfg(cfg: Config) -> dict:
+def bank_dataset_cfg(cfg: Config,
+                     ann_file: Optional[str] = None,
+                     img_dir: Optional[str] = None) -> dict:
     """The training set of ``cfg``, read as whole videos.
 
     The train dataloader's (innermost) dataset in test mode (every frame,
     no frame sampling) with the test pipeline (resize as at inference, the
-    ground truth loaded).
+    ground truth loaded). ``ann_file`` (a YouTube-VIS JSON) and ``img_dir``
+    (its frame folder) name the videos instead: for teachers whose config
+    trains nothing (the token average) or a bank over another set.
     """
-    if not cfg.get('train_dataloader'):
+    if (ann_file is None) != (img_dir is None):
+        raise ValueError('give both ann_file and img_dir, or neither')
+    if ann_file is not None:
+        dataset = dict(
+            type='YTVISDataset',
+            data_root='',
+            ann_file=ann_file,
+            data_prefix=dict(img_path=img_dir))
+    elif not cfg.get('train_dataloader'):
         raise ValueError('the config has no train_dataloader: which '
-                         'training set is the bank for?')
-    dataset = copy.deepcopy(
-        _inner_dataset(cfg.train_dataloader.dataset.to_dict()))
+                         'training set is the bank for? (name its videos: '
+                         'ann_file and img_dir, or --ann-file and '
+                         '--img-dir of tools/analysis/'
+                         'build_knowledge_bank.py)')
+    else:
+        dataset = copy.deepcopy(
+            _inner_dataset(cfg.train_dataloader.dataset.to_dict()))
     test = cfg.test_dataloader.dataset.to_dict()
     while 'pipeline' not in test:
         test = test['datasets'][0] if 'datasets' in test else test['dataset']
@@ -87,6 +103,12 @@ def video_bank_entries(teacher: torch.nn.Module, data: dict,
     frames = [frames[i] for i in order]
     knowledge = teacher.video_knowledge(data['inputs'][0][order], frames)
     cls_scores = knowledge['cls_scores']
+    if len(cls_scores) == 0 and any(len(f.gt_instances) for f in frames):
+        # a token-average teacher has one query per online track
+        raise ValueError(
+            f'knowledge bank: the teacher has no query on video '
+            f"{frames[0].metainfo['video_id']} (its online model found no "
+            'track there): no knowledge for its instances')
     sums: Dict[int, torch.Tensor] = {}
     argmins: Dict[int, List[int]] = {}
     labels: Dict[int, int] = {}

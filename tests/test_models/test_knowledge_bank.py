@@ -177,6 +177,53 @@ def test_bank_is_the_teachers_whole_video_knowledge(tiny_toyvis, tmp_path):
     assert torch.allclose(chunked.embeds, bank.embeds, atol=1e-5)
 
 
+def test_bank_over_named_videos_for_a_teacher_that_trains_nothing(
+        tiny_toyvis, tmp_path):
+    """The token-average teacher's config has no training set: the tool
+    reads the videos from --ann-file / --img-dir (here ToyVIS val)."""
+    token_cfg = osp.join(
+        REPO, 'configs/toy/token-average-teacher_r18-tiny_toyvis.py')
+    cfg = Config.fromfile(token_cfg)
+    with pytest.raises(ValueError, match='--ann-file and --img-dir'):
+        bank_dataset_cfg(cfg)
+    with pytest.raises(ValueError, match='both ann_file and img_dir'):
+        bank_dataset_cfg(cfg, ann_file='val.json')
+    ann = osp.join(tiny_toyvis, 'annotations', 'toyvis_val.json')
+    img_dir = osp.join(tiny_toyvis, 'val', 'JPEGImages')
+    # the teacher's weights: the frozen toy IDOL (random: no track at all)
+    from mmookd.models.vis.ookd import build_frozen_teacher
+    cfg.model.online_checkpoint = osp.join(
+        REPO, 'checkpoints/toy/idol_r18-tiny_toyvis-pretrain.pth')
+    ckpt = str(tmp_path / 'teacher.pth')
+    torch.save(dict(state_dict=build_frozen_teacher(cfg).state_dict()), ckpt)
+    from mmookd.utils import load_tool
+    tool = load_tool('tools/analysis/build_knowledge_bank.py')
+    out = str(tmp_path / 'bank.pth')
+    with pytest.raises(ValueError, match='go together'):
+        tool.main([token_cfg, ckpt, '--out', out, '--ann-file', ann])
+    bank = tool.main([
+        token_cfg, ckpt, '--out', out, '--ann-file', ann, '--img-dir', img_dir,
+        '--threads', '1'
+    ])
+    import json
+    with open(ann) as f:
+        anns = json.load(f)['annotations']
+    # a random online model finds nothing: a clear error, not an argmin one
+    cfg.model.online_checkpoint = None
+    (tmp_path / 'random').mkdir()
+    random_ckpt = random_teacher_checkpoint(cfg, tmp_path / 'random')
+    with pytest.raises(ValueError, match='no query on video'):
+        build_knowledge_bank(
+            cfg,
+            random_ckpt,
+            dataset=bank_dataset_cfg(cfg, ann, img_dir),
+            log=None)
+    assert sorted(zip(bank.video_ids.tolist(),
+                      bank.instance_ids.tolist())) == sorted(
+                          (a['video_id'], a['id']) for a in anns)
+    assert KnowledgeBank.load(out).meta['ann_file_sha256'] == file_sha256(ann)
+
+
 def ookd_bank_cfg(path, **kwargs):
     cfg = Config.fromfile(TOY_CFG).model
     cfg.type = 'OOKD'

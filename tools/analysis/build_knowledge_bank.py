@@ -7,8 +7,11 @@ whole training video, one offline feature per ground-truth instance.
 
 Then distil from it: ``model.knowledge_bank=dict(path=..., teacher_config=
 TEACHER_CONFIG, teacher_checkpoint=TEACHER_CHECKPOINT, ann_file=...)`` in
-the OOKD config (``mmookd.apis.build_knowledge_bank``). An existing bank
-file is never overwritten unless ``--force`` is given.
+the OOKD config (``mmookd.apis.build_knowledge_bank``). The videos are the
+teacher config's training set, or ``--ann-file`` with ``--img-dir`` (a
+YouTube-VIS JSON and its frame folder: for the token-average teacher, whose
+config trains nothing). An existing bank file is never overwritten unless
+``--force`` is given.
 """
 import argparse
 import os.path as osp
@@ -16,10 +19,12 @@ import sys
 from typing import List, Optional
 
 import torch
+from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from mmookd.apis import build_knowledge_bank  # noqa: E402
+from mmookd.apis.knowledge_bank import bank_dataset_cfg  # noqa: E402
 from mmookd.models.utils import KnowledgeBank  # noqa: E402
 from mmookd.utils import cli  # noqa: E402
 
@@ -35,6 +40,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--force', action='store_true', help='overwrite --out if it exists')
     parser.add_argument(
         '--data-root', help='read the data from here (default: config)')
+    parser.add_argument(
+        '--ann-file',
+        help='the videos: a YouTube-VIS JSON (default: the config\'s '
+        'training set); with --img-dir')
+    parser.add_argument('--img-dir', help='the frame folder of --ann-file')
     parser.add_argument('--device', default='cpu')
     parser.add_argument(
         '--chunk-size',
@@ -53,6 +63,16 @@ def main(argv: Optional[List[str]] = None) -> KnowledgeBank:
                                                       'checkpoint')):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} not found: {path}')
+    dataset = None
+    if args.ann_file or args.img_dir:
+        if not (args.ann_file and args.img_dir):
+            raise ValueError('--ann-file and --img-dir go together')
+        if not osp.isfile(args.ann_file):
+            raise FileNotFoundError(f'--ann-file not found: {args.ann_file}')
+        if not osp.isdir(args.img_dir):
+            raise FileNotFoundError(f'--img-dir not found: {args.img_dir}')
+        dataset = bank_dataset_cfg(
+            Config.fromfile(args.config), args.ann_file, args.img_dir)
     cli.check_new_file(args.out, '--out', args.force)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -61,6 +81,7 @@ def main(argv: Optional[List[str]] = None) -> KnowledgeBank:
         args.checkpoint,
         out=args.out,
         data_root=args.data_root,
+        dataset=dataset,
         device=args.device,
         chunk_size=args.chunk_size)
 
