@@ -54,7 +54,12 @@ minor_paste = dict(
     minor_thr=0.10,
     ann_file=data_root + 'train/instances.json',
     dataset_version=dataset_version)
-augment_pipeline = _base_.train_pipeline[2:]
+# IDOL's pack also keeps the (video, instance) each pasted instance came
+# from: distilling from a knowledge bank (model.knowledge_bank) looks the
+# pasted instances up by their source
+augment_pipeline = _base_.train_pipeline[2:-1] + [
+    dict(type='PackTrackInputs', meta_keys=('instance_sources', ))
+]
 train_dataloader = dict(
     batch_size=4,
     num_workers=4,

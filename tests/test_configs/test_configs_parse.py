@@ -57,3 +57,25 @@ def test_config_parses_and_resolves(path):
         if name not in mmcv_ops and not any(
             r.get(name) is not None for r in registries))
     assert not unknown, f'{osp.relpath(path, ROOT)}: unknown types {unknown}'
+
+
+def _packs(pipeline):
+    return [t for t in pipeline if t.get('type') == 'PackTrackInputs']
+
+
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.relpath(c, ROOT) for c in CONFIGS])
+def test_minor_paste_students_pack_the_paste_sources(path):
+    """An OOKD student trained with Minor-Paste can read a knowledge bank
+    (model.knowledge_bank) only if each pasted instance's source is
+    packed: its bank entry is looked up by that source."""
+    cfg = Config.fromfile(path)
+    if cfg.model.type != 'OOKD' or not cfg.get('train_dataloader'):
+        return
+    dataset = cfg.train_dataloader.dataset
+    if dataset.type != 'MultiImageMixDataset' or 'MinorPaste' not in str(
+            dataset.pipeline):
+        return
+    packs = _packs(dataset.pipeline)
+    assert packs and 'instance_sources' in (packs[-1].get('meta_keys') or
+                                            ()), osp.relpath(path, ROOT)
