@@ -529,15 +529,16 @@ def report(rows: List[Dict], args: argparse.Namespace,
     returns that file's path."""
     tc = getattr(args, 'tc', False)
     sentences = reading(rows, split_sizes(args.data_root))
-    title = ('ToyVIS results (AP = YouTube-VIS 2022 style mean of AP_S on '
-             'val and AP_L on long_val; HOTA / IDF1: TrackEval; the teacher '
-             'is offline, the others online)')
+    title = (
+        'ToyVIS results (AP = YouTube-VIS 2022 style mean of AP_S on '
+        'val and AP_L on long_val; HOTA / AssA / IDF1: TrackEval; the teacher '
+        'is offline, the others online)')
     path = free_path(osp.join(args.work_dir, 'results.md'))
     write_new_file(
         path,
         '\n\n'.join([title, format_table(rows, tc), ' '.join(sentences)]) +
         '\n')
-    console.print(f'all columns (AP50, AR@10, AssA, IDF1_S): {path}')
+    console.print(f'all columns (AP50, AR@10, AssA_S, IDF1_S): {path}')
     console.print()
     console.print(title)
     console.print(format_table(rows, tc, CONSOLE_KEYS))

@@ -61,6 +61,7 @@ model = dict(
 # ToyVIS through mmookd's YTVISDataset (native YouTube-VIS JSON) and the
 # key / reference sampling of configs/_base_/datasets/toyvis.py
 dataset_type = 'YTVISDataset'
+dataset_version = None  # mmdet's base names 2021; ToyVIS has no version
 data_root = 'data/toyvis/'
 img_scale = (192, 128)
 train_pipeline = [

@@ -52,12 +52,28 @@ def bank_dataset_cfg(cfg: Config,
     """
     if (ann_file is None) != (img_dir is None):
         raise ValueError('give both ann_file and img_dir, or neither')
+    if not cfg.get('test_dataloader'):
+        raise ValueError('the config has no test_dataloader: the bank reads '
+                         'the videos with its test pipeline')
+    test = cfg.test_dataloader.dataset.to_dict()
+    while 'pipeline' not in test:
+        test = test['datasets'][0] if 'datasets' in test else test['dataset']
     if ann_file is not None:
+        # the named videos, read as the config reads its data (class list,
+        # dataset version, file backend)
+        source = (
+            _inner_dataset(cfg.train_dataloader.dataset.to_dict())
+            if cfg.get('train_dataloader') else test)
         dataset = dict(
             type='YTVISDataset',
             data_root='',
             ann_file=ann_file,
             data_prefix=dict(img_path=img_dir))
+        dataset.update({
+            key: copy.deepcopy(source[key])
+            for key in ('dataset_version', 'metainfo', 'backend_args')
+            if key in source
+        })
     elif not cfg.get('train_dataloader'):
         raise ValueError('the config has no train_dataloader: which '
                          'training set is the bank for? (name its videos: '
@@ -67,9 +83,6 @@ def bank_dataset_cfg(cfg: Config,
     else:
         dataset = copy.deepcopy(
             _inner_dataset(cfg.train_dataloader.dataset.to_dict()))
-    test = cfg.test_dataloader.dataset.to_dict()
-    while 'pipeline' not in test:
-        test = test['datasets'][0] if 'datasets' in test else test['dataset']
     pipeline = copy.deepcopy(test['pipeline'])
     text = str(pipeline)
     if 'LoadTrackAnnotations' not in text:

@@ -154,6 +154,37 @@ def test_toy_configs_inherit_mmdets_own(path, model_types):
     assert 'mmookd' in cfg.custom_imports['imports']
 
 
+def _plain(node):
+    """A config node without unset backends and registry scopes."""
+    if isinstance(node, dict):
+        return {
+            k: _plain(v)
+            for k, v in node.items()
+            if k != '_scope_' and not (k == 'backend_args' and v is None)
+        }
+    if isinstance(node, (list, tuple)):
+        return [_plain(v) for v in node]
+    return node
+
+
+def test_toy_masktrack_reads_toyvis_as_the_toy_base_does():
+    """mmdet's base brings its own YouTube-VIS data; the toy config puts
+    back exactly the data of configs/_base_/datasets/toyvis.py."""
+    toy = Config.fromfile(
+        osp.join(ROOT, 'configs/toy/masktrack-rcnn_r18-tiny_1xb2-toyvis.py'))
+    base = Config.fromfile(osp.join(ROOT, 'configs/_base_/datasets/toyvis.py'))
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader',
+                'val_evaluator', 'test_evaluator'):
+        got = _plain(toy[key].to_dict())
+        got.pop('persistent_workers', None)  # False (mmdet's base: True)
+        got.pop('drop_last', None)  # False, the default
+        assert got == _plain(base[key].to_dict()), key
+    assert toy.train_cfg == dict(
+        type='IterBasedTrainLoop', max_iters=600, val_interval=601)
+    assert toy.optim_wrapper.optimizer == dict(
+        type='AdamW', lr=3e-3, weight_decay=1e-4)
+
+
 def test_real_foreign_teacher_builds_behind_the_adapter():
     """The R-50 OOKD config's teacher: mmdet's Mask2Former-VIS config with
     the adapter type, no download (its initialisation is off: the trained

@@ -190,7 +190,7 @@ def test_bank_over_named_videos_for_a_teacher_that_trains_nothing(
         bank_dataset_cfg(cfg, ann_file='val.json')
     ann = osp.join(tiny_toyvis, 'annotations', 'toyvis_val.json')
     img_dir = osp.join(tiny_toyvis, 'val', 'JPEGImages')
-    # the teacher's weights: the frozen toy IDOL (random: no track at all)
+    # the teacher's weights: the frozen toy IDOL (pre-trained: it tracks)
     from mmookd.models.vis.ookd import build_frozen_teacher
     cfg.model.online_checkpoint = osp.join(
         REPO, 'checkpoints/toy/idol_r18-tiny_toyvis-pretrain.pth')
@@ -201,6 +201,15 @@ def test_bank_over_named_videos_for_a_teacher_that_trains_nothing(
     out = str(tmp_path / 'bank.pth')
     with pytest.raises(ValueError, match='go together'):
         tool.main([token_cfg, ckpt, '--out', out, '--ann-file', ann])
+    with pytest.raises(ValueError, match='give the paths in full'):
+        tool.main([
+            token_cfg, ckpt, '--out', out, '--ann-file', ann, '--img-dir',
+            img_dir, '--data-root', tiny_toyvis
+        ])
+    no_test = cfg.copy()
+    no_test.test_dataloader = None
+    with pytest.raises(ValueError, match='no test_dataloader'):
+        bank_dataset_cfg(no_test, ann, img_dir)
     bank = tool.main([
         token_cfg, ckpt, '--out', out, '--ann-file', ann, '--img-dir', img_dir,
         '--threads', '1'

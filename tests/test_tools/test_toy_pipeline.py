@@ -315,7 +315,7 @@ def test_console_is_short_and_the_runs_talk_to_their_logs(
     assert len(drawn) == 2 and len(list(work.glob('strip_long_val*'))) == 2
     tables = sorted((tmp_path / 'work').glob('results*.md'))
     assert len(tables) == 2
-    assert f'all columns (AP50, AR@10, AssA, IDF1_S): {tables[0]}' in out.out
+    assert f'all columns (AP50, AR@10, AssA_S, IDF1_S): {tables[0]}' in out.out
     assert '| AR10_S |' in tables[0].read_text()
     assert all(oct(t.stat().st_mode & 0o777) == '0o644' for t in tables)
 

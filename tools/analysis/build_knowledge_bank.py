@@ -67,6 +67,9 @@ def main(argv: Optional[List[str]] = None) -> KnowledgeBank:
     if args.ann_file or args.img_dir:
         if not (args.ann_file and args.img_dir):
             raise ValueError('--ann-file and --img-dir go together')
+        if args.data_root:
+            raise ValueError('--data-root applies to the config\'s data; '
+                             'with --ann-file give the paths in full')
         if not osp.isfile(args.ann_file):
             raise FileNotFoundError(f'--ann-file not found: {args.ann_file}')
         if not osp.isdir(args.img_dir):

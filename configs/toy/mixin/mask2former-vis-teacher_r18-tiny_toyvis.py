@@ -7,4 +7,5 @@
 # tools/analysis/build_knowledge_bank.py at this config and that checkpoint.
 _base_ = ['./mask2former-vis_r18-tiny_1xb2-toyvis.py']
 
-model = dict(type='Mask2FormerVISTeacher')
+# the trained checkpoint holds every weight: no pre-training is loaded first
+model = dict(type='Mask2FormerVISTeacher', backbone=dict(init_cfg=None))

@@ -5,7 +5,7 @@
 # ToyVIS with mmookd's loader and metric. Trained on 2-frame clips as mmdet
 # trains it; the backbone starts from the shipped toy pre-training (the same
 # ResNet inside the tiny IDOL), as mmdet's config starts from COCO (AP 0.040
-# vs 0.024 from scratch after 600 iterations, docs/benchmarks.md). It is the
+# vs 0.024 from scratch after 600 iterations, seed 0, docs/benchmarks.md). It is the
 # foreign-family offline teacher of
 # ./ookd_r18-tiny_1xb2-toyvis_mask2former-teacher.py (docs/mixin.md).
 _base_ = ['mmdet::mask2former_vis/mask2former_r50_8xb2-8e_youtubevis2021.py']
@@ -54,6 +54,7 @@ model = dict(
 # ToyVIS through mmookd's YTVISDataset (native YouTube-VIS JSON); mmdet's
 # pipelines at the toy scale
 dataset_type = 'YTVISDataset'
+dataset_version = None  # mmdet's base names 2021; ToyVIS has no version
 data_root = 'data/toyvis/'
 img_scale = (192, 128)
 train_pipeline = [
