@@ -509,10 +509,8 @@ def main(args: Optional[argparse.Namespace] = None) -> List[Dict]:
     console.print(f'total wall time {time.time() - t0:.0f} s')
     report(rows, args, console)  # the console ends with the table's reading
     if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        mode = 'w' if getattr(args, 'force', False) else 'x'
-        with open(args.out, mode) as f:
-            json.dump(rows, f, indent=1)
+        results_table.write_json_rows(
+            args.out, rows, force=getattr(args, 'force', False))
     if getattr(args, 'out_json', None):
         results_table.write_json_rows(
             args.out_json,
