@@ -58,12 +58,13 @@ def bank_dataset_cfg(cfg: Config,
     test = cfg.test_dataloader.dataset.to_dict()
     while 'pipeline' not in test:
         test = test['datasets'][0] if 'datasets' in test else test['dataset']
+    train = (
+        _inner_dataset(cfg.train_dataloader.dataset.to_dict())
+        if cfg.get('train_dataloader') else None)
     if ann_file is not None:
         # the named videos, read as the config reads its data (class list,
         # dataset version, file backend)
-        source = (
-            _inner_dataset(cfg.train_dataloader.dataset.to_dict())
-            if cfg.get('train_dataloader') else test)
+        source = train or test
         dataset = dict(
             type='YTVISDataset',
             data_root='',
@@ -74,15 +75,14 @@ def bank_dataset_cfg(cfg: Config,
             for key in ('dataset_version', 'metainfo', 'backend_args')
             if key in source
         })
-    elif not cfg.get('train_dataloader'):
+    elif train is None:
         raise ValueError('the config has no train_dataloader: which '
                          'training set is the bank for? (name its videos: '
                          'ann_file and img_dir, or --ann-file and '
                          '--img-dir of tools/analysis/'
                          'build_knowledge_bank.py)')
     else:
-        dataset = copy.deepcopy(
-            _inner_dataset(cfg.train_dataloader.dataset.to_dict()))
+        dataset = copy.deepcopy(train)
     pipeline = copy.deepcopy(test['pipeline'])
     text = str(pipeline)
     if 'LoadTrackAnnotations' not in text:
@@ -165,6 +165,8 @@ def build_knowledge_bank(
         out: Optional[str] = None,
         data_root: Optional[str] = None,
         dataset: Optional[dict] = None,
+        ann_file: Optional[str] = None,
+        img_dir: Optional[str] = None,
         device: Union[str, torch.device] = 'cpu',
         chunk_size: Optional[int] = None,
         assigner: Optional[dict] = None,
@@ -180,6 +182,10 @@ def build_knowledge_bank(
             config's data root.
         dataset (dict, optional): The video dataset config (default:
             :func:`bank_dataset_cfg` of the teacher config).
+        ann_file (str, optional): With ``img_dir``: the videos (a
+            YouTube-VIS JSON and its frame folder) instead of the teacher
+            config's training set (:func:`bank_dataset_cfg`).
+        img_dir (str, optional): The frame folder of ``ann_file``.
         device (str | torch.device): Where the teacher runs.
         chunk_size (int, optional): Frames per online pass (default: the
             teacher's ``test_cfg.chunk_size``).
@@ -199,7 +205,7 @@ def build_knowledge_bank(
     if data_root is not None:
         from ..utils import set_data_root
         set_data_root(cfg, data_root)
-    dataset_cfg = dataset or bank_dataset_cfg(cfg)
+    dataset_cfg = dataset or bank_dataset_cfg(cfg, ann_file, img_dir)
     teacher = build_frozen_teacher(cfg, teacher_checkpoint).to(device)
     if chunk_size is not None:
         teacher.test_cfg['chunk_size'] = int(chunk_size)

@@ -19,12 +19,10 @@ import sys
 from typing import List, Optional
 
 import torch
-from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from mmookd.apis import build_knowledge_bank  # noqa: E402
-from mmookd.apis.knowledge_bank import bank_dataset_cfg  # noqa: E402
 from mmookd.models.utils import KnowledgeBank  # noqa: E402
 from mmookd.utils import cli  # noqa: E402
 
@@ -63,7 +61,6 @@ def main(argv: Optional[List[str]] = None) -> KnowledgeBank:
                                                       'checkpoint')):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} not found: {path}')
-    dataset = None
     if args.ann_file or args.img_dir:
         if not (args.ann_file and args.img_dir):
             raise ValueError('--ann-file and --img-dir go together')
@@ -74,8 +71,6 @@ def main(argv: Optional[List[str]] = None) -> KnowledgeBank:
             raise FileNotFoundError(f'--ann-file not found: {args.ann_file}')
         if not osp.isdir(args.img_dir):
             raise FileNotFoundError(f'--img-dir not found: {args.img_dir}')
-        dataset = bank_dataset_cfg(
-            Config.fromfile(args.config), args.ann_file, args.img_dir)
     cli.check_new_file(args.out, '--out', args.force)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -84,7 +79,8 @@ def main(argv: Optional[List[str]] = None) -> KnowledgeBank:
         args.checkpoint,
         out=args.out,
         data_root=args.data_root,
-        dataset=dataset,
+        ann_file=args.ann_file,
+        img_dir=args.img_dir,
         device=args.device,
         chunk_size=args.chunk_size)
 
