@@ -223,10 +223,7 @@ def test_bank_over_named_videos_for_a_teacher_that_trains_nothing(
     random_ckpt = random_teacher_checkpoint(cfg, tmp_path / 'random')
     with pytest.raises(ValueError, match='no query on video'):
         build_knowledge_bank(
-            cfg,
-            random_ckpt,
-            dataset=bank_dataset_cfg(cfg, ann, img_dir),
-            log=None)
+            cfg, random_ckpt, ann_file=ann, img_dir=img_dir, log=None)
     assert sorted(zip(bank.video_ids.tolist(),
                       bank.instance_ids.tolist())) == sorted(
                           (a['video_id'], a['id']) for a in anns)
